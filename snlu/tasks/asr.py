@@ -1,0 +1,74 @@
+"""``asr``: audio encoder + CTC over characters, scored by character error rate.
+
+Trained on an ASR corpus (AISHELL-1 for CNERTA), its frontend and audio encoder initialise a
+spoken-NER recipe through ``audio_encoder.init_from: RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from snlu.data.cnerta import Utterance
+from snlu.data.vocab import CharVocab
+from snlu.heads.ctc import CTCHead
+from snlu.metrics.cer import cer
+from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
+from snlu.tasks.base import Task, pad
+
+
+@dataclasses.dataclass
+class ASRConfig:
+    """No options."""
+
+
+@TASKS.register("asr", config=ASRConfig)
+class ASRTask(Task):
+    """Speech recognition with CTC (greedy decoding), metric: character error rate."""
+
+    components = {"frontend": AUDIO_FRONTENDS, "audio_encoder": AUDIO_ENCODERS, "ctc_head": HEADS}
+    groups = {"frontend": "audio_encoder", "audio_encoder": "audio_encoder", "ctc_head": "audio_encoder"}
+    main_metric = "cer"
+    higher_is_better = False
+
+    def __init__(self, cfg: DictConfig, vocab: CharVocab, load_weights: bool = True):
+        super().__init__(cfg, vocab)
+        self.frontend = AUDIO_FRONTENDS.build(cfg.frontend)
+        self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
+        self.ctc_head = HEADS.build(cfg.ctc_head, self.audio_encoder.dim, len(vocab))
+
+    def prepare(self, utt: Utterance) -> dict[str, Any]:
+        return {"feats": self.prepare_audio(utt), "char_ids": torch.tensor(self.vocab.encode(utt.sentence)), "utt": utt}
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "feats": pad([it["feats"] for it in items]),
+            "feat_lengths": torch.tensor([len(it["feats"]) for it in items]),
+            "char_ids": pad([it["char_ids"] for it in items], self.vocab.stoi["<pad>"]),
+            "char_lengths": torch.tensor([len(it["char_ids"]) for it in items]),
+            "utts": [it["utt"] for it in items],
+        }
+
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        feats = self.frontend(batch["feats"], batch["feat_lengths"])
+        frames, lengths = self.audio_encoder(feats, batch["feat_lengths"])
+        return self.ctc_head(frames), lengths
+
+    def training_step(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        logits, lengths = self(batch)
+        loss = self.ctc_head.loss(logits, lengths, batch["char_ids"], batch["char_lengths"])
+        return loss, {"ctc": loss.item()}
+
+    def predict(self, batch: dict[str, Any]) -> list[str]:
+        logits, lengths = self(batch)
+        return [self.vocab.decode(ids) for ids in CTCHead.greedy_decode(logits, lengths)]
+
+    def evaluate(self, utts: list[Utterance], preds: list[str]) -> dict[str, Any]:
+        return cer([u.sentence for u in utts], preds)
+
+    def format_prediction(self, utt: Utterance, pred: str) -> dict[str, Any]:
+        return {**utt.record, "prediction": pred}

@@ -1,0 +1,211 @@
+"""What the trainer talks to: a task builds its components from the recipe, prepares and batches
+utterances, returns losses and predictions, scores them, and saves/loads itself.
+
+The trainer knows nothing about fusions or tokenizers; tasks know nothing about the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, load_model, save_model
+from torch import Tensor, nn
+
+from snlu.data.audio import read_wav
+from snlu.data.cnerta import Utterance
+from snlu.data.vocab import CharVocab
+from snlu.errors import ConfigError, SnluError
+from snlu.registry import Registry
+
+log = logging.getLogger("snlu")
+WEIGHTS = "model.safetensors"
+
+
+def pad(seqs: list[Tensor], value: float = 0) -> Tensor:
+    """Right-pad tensors of shape (L_i, ...) to (B, max L, ...)."""
+    return torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
+
+
+def lengths_mask(lengths: Tensor, size: int | None = None) -> Tensor:
+    """(B,) lengths -> (B, size) bool mask, True on real positions."""
+    size = int(lengths.max()) if size is None else size
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class Task(nn.Module):
+    """Base of every task. Subclasses set ``components`` (recipe section -> registry) and ``groups``
+    (recipe section -> optimizer parameter group), and implement the hooks below."""
+
+    components: ClassVar[dict[str, Registry]] = {}
+    groups: ClassVar[dict[str, str]] = {}
+    main_metric: ClassVar[str] = "f1"
+    higher_is_better: ClassVar[bool] = True
+    uses_audio: ClassVar[bool] = True
+
+    def __init__(self, cfg: DictConfig, vocab: CharVocab, load_weights: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab = vocab
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> Task:
+        """A fresh model for ``cfg``: vocabulary (and labels) from the training split."""
+        task = cls(cfg, CharVocab.build(u.sentence for u in train), **cls.assets_from_data(train))
+        task.fit(train)
+        return task
+
+    @classmethod
+    def assets_from_data(cls, train: list[Utterance]) -> dict[str, Any]:
+        """Extra constructor arguments derived from the training data (e.g. the label set)."""
+        return {}
+
+    def fit(self, train: list[Utterance]) -> None:
+        """Statistics computed once on the training set before training (e.g. global CMVN)."""
+        frontend = getattr(self, "frontend", None)
+        if frontend is not None and frontend.cfg.norm == "global":
+            from tqdm import tqdm
+
+            frontend.fit_cmvn(frontend.featurize(read_wav(u.audio))
+                              for u in tqdm(train, desc="global CMVN", leave=False, mininterval=1.0))
+        init = self.cfg.get("audio_encoder", {}).get("init_from")
+        if init:
+            self.init_audio_from(Path(init))
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters per optimizer group, from each component section's group."""
+        out: dict[str, list[nn.Parameter]] = {}
+        for section, group in self.groups.items():
+            module = getattr(self, section, None)
+            if module is not None:
+                out.setdefault(group, []).extend(p for p in module.parameters() if p.requires_grad)
+        covered = {id(p) for ps in out.values() for p in ps}
+        stray = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
+        if stray:
+            raise SnluError(f"parameters outside every optimizer group: {', '.join(stray[:5])}")
+        return {g: ps for g, ps in out.items() if ps}
+
+    # ------------------------------------------------------------------ data
+
+    def prepare_audio(self, utt: Utterance) -> Tensor:
+        return self.frontend.featurize(read_wav(utt.audio))  # (T, F)
+
+    def prepare(self, utt: Utterance) -> dict[str, Any]:
+        """One utterance -> tensors (runs in data-loader workers)."""
+        raise NotImplementedError
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def length(self, utt: Utterance) -> float:
+        """Sort key for length-bucketed batching."""
+        return utt.duration if self.uses_audio else len(utt.sentence)
+
+    # ------------------------------------------------------------------ model
+
+    def training_step(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        """Total loss and the value of each term (for logging)."""
+        raise NotImplementedError
+
+    def predict(self, batch: dict[str, Any]) -> list[Any]:
+        """One prediction per utterance of the batch, in batch order."""
+        raise NotImplementedError
+
+    def evaluate(self, utts: list[Utterance], preds: list[Any]) -> dict[str, Any]:
+        """Metrics of ``preds`` against the gold of ``utts``; must contain ``main_metric``."""
+        raise NotImplementedError
+
+    def format_prediction(self, utt: Utterance, pred: Any) -> dict[str, Any]:
+        """The output JSON line for one utterance (CNERTA format with predictions filled in)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, out: Path) -> None:
+        """Write everything needed to reload without the recipe; atomic (a temp folder, then rename)."""
+        out = Path(out)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_model(self, str(tmp / WEIGHTS))
+        OmegaConf.save(self.cfg, tmp / "config.yaml")
+        self.vocab.save(tmp / "vocab.json")
+        self.save_assets(tmp)
+        for f in tmp.iterdir():
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        old = out.with_name(out.name + ".old")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def save_assets(self, out: Path) -> None:
+        """Task-specific files beside the weights (labels, CMVN, tokenizer)."""
+        frontend = getattr(self, "frontend", None)
+        if frontend is not None:
+            frontend.save_cmvn(out / "cmvn.json")
+
+    @classmethod
+    def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def load(folder: str | Path) -> Task:
+        """Rebuild a saved task (a run folder or its ``best/``) from its config and safetensors weights."""
+        from snlu.plugins import load_plugins
+        from snlu.registry import TASKS
+
+        folder = Path(folder)
+        if (folder / "best" / WEIGHTS).is_file():
+            folder = folder / "best"
+        for need in (WEIGHTS, "config.yaml", "vocab.json"):
+            if not (folder / need).is_file():
+                raise SnluError(f"{folder}: not a saved model (missing {need})")
+        cfg = OmegaConf.load(folder / "config.yaml")
+        load_plugins(cfg.get("plugins"))
+        cls = TASKS.get(cfg.task.name, key="task.name").cls
+        if "text_encoder" in cfg:
+            cfg.text_encoder.pretrained = str(folder / "text_encoder")
+        if "audio_encoder" in cfg:
+            cfg.audio_encoder.init_from = None
+        task = cls(cfg, CharVocab.load(folder / "vocab.json"), load_weights=False, **cls.load_assets(folder, cfg))
+        missing, unexpected = load_model(task, str(folder / WEIGHTS), strict=False)
+        if missing or unexpected:
+            raise SnluError(f"{folder / WEIGHTS}: weights do not match the model "
+                            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        return task
+
+    def init_audio_from(self, path: Path) -> None:
+        """Copy a pretrained (ASR) run's frontend, audio encoder and CTC rows of shared characters."""
+        folder = path / "best" if (path / "best" / WEIGHTS).is_file() else path
+        if not (folder / WEIGHTS).is_file():
+            raise ConfigError(f"audio_encoder.init_from: no {WEIGHTS} in {path} or {path}/best")
+        state = load_file(str(folder / WEIGHTS))
+        own = self.state_dict()
+        copied = {k: v for k, v in state.items()
+                  if k.startswith(("audio_encoder.", "frontend.")) and k in own and own[k].shape == v.shape}
+        if not any(k.startswith("audio_encoder.") for k in copied):
+            raise ConfigError(f"audio_encoder.init_from: {folder} has no matching audio_encoder weights")
+        self.load_state_dict(copied, strict=False)
+        key = "ctc_head.embedding"
+        if key in state and key in own:
+            src = CharVocab.load(folder / "vocab.json")
+            rows = [(i, src.stoi[c]) for c, i in self.vocab.stoi.items() if c in src.stoi]
+            with torch.no_grad():
+                emb = self.ctc_head.embedding
+                emb[[i for i, _ in rows]] = state[key][[j for _, j in rows]].to(emb.dtype)
+        log.info("audio_encoder.init_from: copied %d tensors from %s", len(copied), folder)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -1,0 +1,107 @@
+"""Recipe loading and validation: every shipped recipe, inheritance, overrides, errors with key paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from snlu.config import load_recipe
+from snlu.errors import ConfigError
+
+RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml") if "base" not in p.parts)
+RAW = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_every_shipped_recipe_validates(recipe):
+    cfg = load_recipe(recipe)
+    assert cfg.task.name in ("spoken_ner", "text_ner", "asr")
+    assert cfg.train.epochs == 20 and cfg.train.batch_size == 16  # reference settings
+
+
+def test_variants_differ_only_where_they_say():
+    a = OmegaConf.to_container(load_recipe(RAW))
+    b = OmegaConf.to_container(load_recipe(RAW.with_name("fusion_concat_dpmask.yaml")))
+    assert {k for k in a if a[k] != b[k]} == {"fusion", "audio_tokenizer"}
+    assert b["fusion"] == {"name": "concat", "dropout": 0.1}  # raw's options are not inherited
+
+
+def test_reference_settings():
+    cfg = load_recipe(RAW)
+    assert dict(cfg.optim.lrs) == {"textual_encoder": 1e-5, "textual_crf": 1e-3, "audio_encoder": 2e-5,
+                                   "audio_crf": 1e-4, "fusion_layer": 1e-5}
+    assert (cfg.loss.ctc_coef, cfg.loss.audio_crf_coef, cfg.optim.lr_decay) == (0.05, 0.1, 0.05)
+    assert (cfg.audio_encoder.n_blocks, cfg.audio_encoder.d_model, cfg.audio_encoder.num_heads) == (9, 256, 4)
+    assert cfg.frontend.num_mel_bins == 40 and cfg.optim.max_grad_norm == 5.0
+
+
+def test_override_swaps_component_and_types_values():
+    cfg = load_recipe(RAW, ["fusion.name=concat", "train.epochs=3", "audio_encoder.name=conformer"])
+    assert cfg.fusion.name == "concat" and "num_heads" not in cfg.fusion
+    assert cfg.train.epochs == 3 and cfg.audio_encoder.kernel_size == 15
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("fusion.num_head=3", "fusion.num_head: unknown key; did you mean num_heads?"),
+        ("fusion.num_heads=abc", "fusion.num_heads: wrong type"),
+        ("fusion.name=rwa", "fusion.name: unknown fusion 'rwa'; did you mean 'raw'?"),
+        ("optim.lrs.fusion_layer=5", "optim.lrs.fusion_layer: learning rate must be in (0, 1]"),
+        ("loss.audio_crf_coef=-1", "loss.audio_crf_coef: must be in"),
+        ("train.batch_size=0", "train.batch_size: must be > 0"),
+        ("data.train=/no/such.jsonl", "data.dev: missing"),
+        ("frontend.specaug.freq_widht=0.2", "frontend.specaug.freq_widht: unknown key; did you mean freq_width?"),
+        ("fusoin.name=raw", "fusoin: unknown section for task 'spoken_ner'; did you mean fusion?"),
+        ("audio_encoder.num_heads=3", "audio_encoder.num_heads: must divide d_model=256"),
+        ("task.name=ner", "task.name: unknown task 'ner'"),
+        ("text_encoder.pretrained=/nowhere", "text_encoder.pretrained: no config.json"),
+        ("seed=-1", "seed: expected a non-negative integer"),
+    ],
+)
+def test_errors_name_the_key_path(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_recipe(RAW, [override])
+    assert str(e.value).startswith(message.split(":")[0]), str(e.value)
+    assert message in str(e.value)
+
+
+def test_missing_data_file_is_named(tmp_path):
+    t = tmp_path / "t.jsonl"
+    t.write_text("{}")
+    with pytest.raises(ConfigError, match=r"data.test: file not found: /no/test.jsonl"):
+        load_recipe(RAW, [f"data.train={t}", f"data.dev={t}", "data.test=/no/test.jsonl"])
+
+
+def test_recipe_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {name: spoken_ner\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_recipe(bad)
+    with pytest.raises(ConfigError, match="recipe file not found"):
+        load_recipe(tmp_path / "none.yaml")
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("defaults: [loop.yaml]\n")
+    with pytest.raises(ConfigError, match="inherits from itself"):
+        load_recipe(loop)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_recipe(lst)
+
+
+def test_inheritance_and_missing_section(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"defaults: [{RAW.parent / 'base' / 'm3t.yaml'}]\nloss: {{name: multitask, ctc_coef: 0.5}}\n")
+    cfg = load_recipe(child)
+    assert cfg.loss.ctc_coef == 0.5 and cfg.loss.audio_crf_coef == 0.1 and cfg.fusion.name == "raw"
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("task: {name: text_ner}\ndata: {name: cnerta}\n")
+    with pytest.raises(ConfigError, match="text_encoder: missing required section for task 'text_ner'"):
+        load_recipe(partial)
+    noname = tmp_path / "noname.yaml"
+    noname.write_text("task: {name: text_ner}\ndata: {name: cnerta}\ntext_encoder: {}\ntext_head: {name: crf}\n")
+    with pytest.raises(ConfigError, match="text_encoder.name: missing required value"):
+        load_recipe(noname)
