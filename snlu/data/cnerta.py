@@ -1,0 +1,235 @@
+"""CNERTA JSON Lines: reading, checking every line, resolving audio ids; the ``cnerta`` dataset.
+
+One utterance per line (DESIGN.md)::
+
+    {"sentence": "...", "audio": ["BAC009S0706W0384"], "entity": [[0, 6, "...", "ORG"]], "speaker_info": [...]}
+
+Every error names the file, the line and the field. With no paths set the dataset is the built-in
+demo corpus (built on first use), so every recipe runs out of the box.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from snlu.config import positive
+from snlu.data.labels import flatten_outermost_counted
+from snlu.errors import DataError
+from snlu.registry import DATASETS
+
+log = logging.getLogger("snlu")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclasses.dataclass
+class Utterance:
+    """One checked line: audio resolved to a path, entities flattened per the recipe's policy."""
+
+    id: str
+    sentence: str
+    audio: str | None  # resolved path, None when the task does not use audio
+    duration: float  # seconds (0 without audio)
+    entities: list[tuple[int, int, str]]
+    nested: list[tuple[int, int, str]]  # every span of the line, before flattening
+    record: dict[str, Any]  # the original JSON object, carried along (speaker_info ...)
+    where: str  # "file:line", for messages
+
+
+class AudioIndex:
+    """Resolves an audio id to ``<dir>/<id>.wav``, or ``<dir>/**/<id>.wav`` for AISHELL's nested layout."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self._nested: dict[str, Path] | None = None
+
+    def resolve(self, audio_id: str, where: tuple[Path, int]) -> Path:
+        if not audio_id or Path(audio_id).is_absolute() or ".." in Path(audio_id).parts or "\\" in audio_id:
+            raise DataError(where[0], f"audio id '{audio_id}' must be a plain name inside the audio folder",
+                            where[1], "audio")
+        flat = self.root / f"{audio_id}.wav"
+        if flat.is_file():
+            return flat
+        if self._nested is None:  # walk once, only when some id is not found flat
+            self._nested = {p.stem: p for p in self.root.rglob("*.wav")}
+        path = self._nested.get(audio_id)
+        if path is None:
+            raise DataError(where[0], f"audio '{audio_id}.wav' not found under {self.root}", where[1], "audio")
+        return path
+
+
+def _field(obj: dict, name: str, kind: type | tuple[type, ...], path: Path, line: int) -> Any:
+    if name not in obj:
+        raise DataError(path, "missing", line, name)
+    value = obj[name]
+    if not isinstance(value, kind):
+        raise DataError(path, f"expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}", line, name)
+    return value
+
+
+def parse_entities(raw: Any, sentence: str, path: Path, line: int) -> list[tuple[int, int, str]]:
+    """Check ``[start, end, text, TYPE]`` items against the sentence."""
+    if not isinstance(raw, list):
+        raise DataError(path, f"expected a list, got {type(raw).__name__}", line, "entity")
+    spans = []
+    for k, item in enumerate(raw):
+        field = f"entity[{k}]"
+        if not (isinstance(item, list) and len(item) == 4):
+            raise DataError(path, "expected [start, end, text, TYPE]", line, field)
+        start, end, text, etype = item
+        if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool):
+            raise DataError(path, "start and end must be integers", line, field)
+        if not (isinstance(etype, str) and etype and isinstance(text, str)):
+            raise DataError(path, "text and TYPE must be non-empty strings", line, field)
+        if not 0 <= start < end <= len(sentence):
+            raise DataError(path, f"span [{start}, {end}) out of range for a {len(sentence)}-character sentence",
+                            line, field)
+        if sentence[start:end] != text:
+            raise DataError(path, f"text '{text}' != sentence[{start}:{end}] '{sentence[start:end]}'", line, field)
+        spans.append((start, end, etype))
+    return spans
+
+
+def audio_id_of(obj: dict, path: Path, line: int) -> str:
+    audio = _field(obj, "audio", (str, list), path, line)
+    if isinstance(audio, list):
+        if len(audio) != 1 or not isinstance(audio[0], str):
+            raise DataError(path, "expected an id string or a list holding one id string", line, "audio")
+        audio = audio[0]
+    return audio
+
+
+def read_cnerta(path: str | Path, audio: AudioIndex | None) -> list[Utterance]:
+    """Read and check a CNERTA JSONL file; ``audio=None`` skips audio (text-only tasks)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text (byte {e.start}): is this a JSONL file?") from None
+    out: list[Utterance] = []
+    for n, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"malformed JSON: {e.msg} (column {e.colno})", n) from None
+        if not isinstance(obj, dict):
+            raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", n)
+        sentence = _field(obj, "sentence", str, path, n)
+        if not sentence.strip():
+            raise DataError(path, "empty sentence", n, "sentence")
+        nested = parse_entities(_field(obj, "entity", list, path, n), sentence, path, n)
+        audio_id = audio_id_of(obj, path, n)
+        wav, duration = None, 0.0
+        if audio is not None:
+            resolved = audio.resolve(audio_id, (path, n))
+            try:
+                info = sf.info(str(resolved))
+            except Exception as e:  # soundfile raises its own types for unreadable files
+                raise DataError(path, f"unreadable audio {resolved}: {str(e).splitlines()[0]}", n, "audio") from None
+            if info.frames == 0:
+                raise DataError(path, f"empty audio {resolved} (0 samples)", n, "audio")
+            wav, duration = str(resolved), info.frames / info.samplerate
+        flat, _ = flatten_outermost_counted(nested)
+        out.append(Utterance(audio_id, sentence, wav, duration, flat, nested, obj, f"{path}:{n}"))
+    if not out:
+        raise DataError(path, "no utterances (empty file)")
+    return out
+
+
+@dataclasses.dataclass
+class DemoSizes:
+    """Size of the built-in demo corpus (used when ``train`` is not set)."""
+
+    n_train: int = 300
+    n_dev: int = 60
+    n_test: int = 60
+    seed: int = 0
+    dir: str | None = None  # null: $SNLU_CACHE/demo or ~/.cache/snlu/demo
+
+    def __post_init__(self) -> None:
+        positive(self, "n_train", "n_dev", "n_test")
+
+
+@dataclasses.dataclass
+class CnertaConfig:
+    """Paths of the splits (null: the demo corpus), audio folder, length limits, nesting policy."""
+
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    audio_dir: str | None = None
+    flatten: str = "outermost"  # nested spans: keep the outermost (the reference policy)
+    max_frames: int = 1468  # training utterances longer than this are skipped (and counted)
+    max_chars: int = 50  # training sentences longer than this are skipped (and counted)
+    limit: int | None = None  # use only the first N utterances of each split (quick runs)
+    demo: DemoSizes = dataclasses.field(default_factory=DemoSizes)
+
+    def __post_init__(self) -> None:
+        positive(self, "max_frames", "max_chars")
+        if self.flatten != "outermost":
+            raise ValueError(f"flatten: only 'outermost' is implemented, got '{self.flatten}'")
+        given = [s for s in SPLITS if getattr(self, s)]
+        if given and len(given) < 3:
+            missing = [s for s in SPLITS if s not in given]
+            raise ValueError(f"{missing[0]}: missing (set data.train, data.dev and data.test together)")
+        for key in (*given, "audio_dir"):
+            value = getattr(self, key)
+            if value and not Path(value).exists():
+                raise ValueError(f"{key}: file not found: {value}")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"limit: must be > 0, got {self.limit}")
+
+
+@DATASETS.register("cnerta", config=CnertaConfig)
+class CnertaData:
+    """CNERTA JSONL splits with 16 kHz audio; the built-in demo corpus when no paths are given."""
+
+    def __init__(self, cfg: CnertaConfig):
+        self.cfg = cfg
+
+    def paths(self) -> tuple[dict[str, Path], Path]:
+        """Split files and audio folder, building the demo corpus first if that is what is used."""
+        if self.cfg.train:
+            files = {s: Path(getattr(self.cfg, s)) for s in SPLITS}
+            audio_dir = Path(self.cfg.audio_dir) if self.cfg.audio_dir else files["train"].parent
+            return files, audio_dir
+        from snlu.data.demo import ensure_demo_corpus
+
+        d = self.cfg.demo
+        root = ensure_demo_corpus(Path(d.dir) if d.dir else None, n_train=d.n_train, n_dev=d.n_dev,
+                                  n_test=d.n_test, seed=d.seed)
+        return {s: root / f"{s}.jsonl" for s in SPLITS}, root / "wav"
+
+    def load(self, with_audio: bool = True) -> dict[str, list[Utterance]]:
+        files, audio_dir = self.paths()
+        index = AudioIndex(audio_dir) if with_audio else None
+        splits = {}
+        for split, path in files.items():
+            utts = read_cnerta(path, index)
+            if self.cfg.limit:
+                utts = utts[: self.cfg.limit]
+            dropped = sum(len(u.nested) - len(u.entities) for u in utts)
+            log.info("%s: %d utterances from %s (%d nested spans flattened away)", split, len(utts), path, dropped)
+            splits[split] = utts
+        splits["train"] = self._filter_long(splits["train"])
+        return splits
+
+    def _filter_long(self, utts: list[Utterance]) -> list[Utterance]:
+        """Skip training utterances over the limits; never truncate, always say how many."""
+        max_seconds = (self.cfg.max_frames * 10 + 15) / 1000.0  # 10 ms hop, 25 ms window
+        keep = [u for u in utts if len(u.sentence) <= self.cfg.max_chars and u.duration <= max_seconds]
+        if len(keep) < len(utts):
+            log.warning("train: skipped %d of %d utterances over max_chars=%d or max_frames=%d",
+                        len(utts) - len(keep), len(utts), self.cfg.max_chars, self.cfg.max_frames)
+        if not keep:
+            raise DataError("train", "no training utterance is within max_chars/max_frames")
+        return keep

@@ -1,0 +1,44 @@
+"""Character vocabulary for CTC: built from the training transcripts, saved as JSON with the model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+BLANK, PAD, UNK = "<blank>", "<pad>", "<unk>"
+SPECIALS = (BLANK, PAD, UNK)  # blank is id 0, as CTC expects
+
+
+class CharVocab:
+    """``{char: id}`` with ``<blank>`` = 0, ``<pad>`` = 1, ``<unk>`` = 2, then characters by frequency."""
+
+    def __init__(self, stoi: dict[str, int]):
+        if [stoi.get(s) for s in SPECIALS] != [0, 1, 2]:
+            raise ValueError(f"vocabulary must map {SPECIALS} to 0, 1, 2")
+        self.stoi = dict(stoi)
+        self.itos = {i: c for c, i in self.stoi.items()}
+
+    @classmethod
+    def build(cls, sentences: Iterable[str]) -> CharVocab:
+        counts = Counter(c for s in sentences for c in s if not c.isspace())
+        chars = sorted(counts, key=lambda c: (-counts[c], c))
+        return cls({**{s: i for i, s in enumerate(SPECIALS)}, **{c: i + len(SPECIALS) for i, c in enumerate(chars)}})
+
+    def encode(self, text: str) -> list[int]:
+        unk = self.stoi[UNK]
+        return [self.stoi.get(c, unk) for c in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.itos.get(i, "") for i in ids if i >= len(SPECIALS))
+
+    def __len__(self) -> int:
+        return len(self.stoi)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.stoi, ensure_ascii=False, indent=0), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> CharVocab:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
