@@ -80,8 +80,21 @@ class Registry:
         )
 
     def build(self, cfg: Any, *args: Any, **kwargs: Any) -> Any:
-        """Instantiate the component that ``cfg.name`` names: ``cls(cfg, *args, **kwargs)``."""
+        """Instantiate the component that ``cfg.name`` names: ``cls(cfg, *args, **kwargs)``.
+
+        ``cfg`` may also be a name (then ``config=`` holds the options), for use outside recipes::
+
+            AUDIO_ENCODERS.build("conformer", 80, config={"n_blocks": 4})
+        """
+        if isinstance(cfg, str):
+            cfg = self.config(cfg, **(kwargs.pop("config", None) or {}))
         return self.get(cfg.name).cls(cfg, *args, **kwargs)
+
+    def config(self, name: str, **options: Any) -> Any:
+        """The validated, defaults-filled config of component ``name`` (with ``name`` set)."""
+        from snlu.config import check_component
+
+        return check_component(self, {"name": name, **options}, self.section)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -44,6 +44,8 @@ class AudioTokenizer(nn.Module):
     ) -> Tensor:
         """frames (B, T, d), CTC logits (B, T, V), chars (B, C) -> audio tokens (B, C, d)."""
         allowed = self.frame_mask(ctc_logits, frame_lengths, char_ids, char_lengths)  # (B, C, T)
+        real_chars = torch.arange(char_ids.shape[1], device=char_ids.device)[None, :] < char_lengths[:, None]
+        allowed = allowed & real_chars[:, :, None]
         scores = self.char_scores(ctc_logits, char_ids).float() / self.temperature
         scores = scores.masked_fill(~allowed, float("-inf"))
         weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # padded chars: no frames -> zeros
