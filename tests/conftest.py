@@ -25,6 +25,12 @@ TINY = [
 
 
 @pytest.fixture(scope="session")
+def tiny():
+    """Overrides for a tiny model trained one epoch (copy: tests may extend it)."""
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory):
     """A tiny demo corpus (espeak-ng speech of MSRA sentences), built once per test session."""
     from snlu.data.demo import build_demo_corpus
