@@ -47,6 +47,17 @@ class GateFusion(Fusion):
 '''
 
 
+@pytest.fixture(autouse=True)
+def restore_registries():
+    """Plugins registered here must not leak into other tests."""
+    entries, loaded = dict(FUSIONS._entries), dict(LOADED)
+    yield
+    FUSIONS._entries.clear()
+    FUSIONS._entries.update(entries)
+    LOADED.clear()
+    LOADED.update(loaded)
+
+
 def recipe(tmp_path, plugin_name: str, fusion: str, extra: str = "") -> str:
     path = tmp_path / "r.yaml"
     path.write_text(textwrap.dedent(f"""\

@@ -6,6 +6,7 @@ needs an ffmpeg install in recent torchaudio releases.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -20,12 +21,20 @@ from snlu.errors import DataError
 SAMPLE_RATE = 16000
 
 
+@functools.lru_cache(maxsize=8)
+def _resampler(sr: int, target: int) -> torchaudio.transforms.Resample:
+    # Same sinc filter as torchaudio.functional.resample, but the kernel is built once per rate pair
+    # (building it dominates the cost: ~3x slower per call for 22.05 -> 16 kHz).
+    return torchaudio.transforms.Resample(sr, target)
+
+
 def resample(audio: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
     """Resample a float32 mono signal from ``sr`` to ``target`` Hz (no-op when they match)."""
     audio = np.asarray(audio, dtype=np.float32)
     if sr == target:
         return audio
-    out = torchaudio.functional.resample(torch.from_numpy(audio), sr, target)
+    with torch.no_grad():
+        out = _resampler(int(sr), int(target))(torch.from_numpy(audio))
     return out.numpy().astype(np.float32, copy=False)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import soundfile as sf
 
 from snlu.config import positive
+from snlu.data.demo import DEFAULT_SIZES, ensure_demo_corpus
 from snlu.data.labels import flatten_outermost_counted
 from snlu.errors import DataError
 from snlu.registry import DATASETS
@@ -149,9 +150,9 @@ def read_cnerta(path: str | Path, audio: AudioIndex | None) -> list[Utterance]:
 class DemoSizes:
     """Size of the built-in demo corpus (used when ``train`` is not set)."""
 
-    n_train: int = 300
-    n_dev: int = 60
-    n_test: int = 60
+    n_train: int = DEFAULT_SIZES["n_train"]
+    n_dev: int = DEFAULT_SIZES["n_dev"]
+    n_test: int = DEFAULT_SIZES["n_test"]
     seed: int = 0
     dir: str | None = None  # null: $SNLU_CACHE/demo or ~/.cache/snlu/demo
 
@@ -202,8 +203,6 @@ class CnertaData:
             files = {s: Path(getattr(self.cfg, s)) for s in SPLITS}
             audio_dir = Path(self.cfg.audio_dir) if self.cfg.audio_dir else files["train"].parent
             return files, audio_dir
-        from snlu.data.demo import ensure_demo_corpus
-
         d = self.cfg.demo
         root = ensure_demo_corpus(Path(d.dir) if d.dir else None, n_train=d.n_train, n_dev=d.n_dev,
                                   n_test=d.n_test, seed=d.seed)

@@ -2,14 +2,20 @@
 
 The `espeakng-loader` wheel ships ``libespeak-ng.so`` and its data folder; we drive the library
 directly with ctypes (finding the wheel's folder without importing it), so no system install is
-needed. espeak-ng keeps global state, hence one engine per process shared by every Synthesizer.
+needed.
+
+espeak-ng keeps hidden state between utterances (a function-static pitch "flutter" index that
+nothing resets), so the same text would sound slightly different depending on what was said
+before. To make every utterance a pure function of (text, voice, rate, pitch) we load a fresh copy
+of the library for each one and unload it afterwards; that costs about 4 ms. It assumes nothing
+else in the process holds libespeak-ng open (if something does, output is merely not bit-exact).
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import importlib.util
-import os
 import sys
 import threading
 from pathlib import Path
@@ -20,17 +26,30 @@ from snlu.data.audio import SAMPLE_RATE, resample
 from snlu.errors import SnluError
 
 _INSTALL_HINT = "pip install espeakng-loader"
+_LIB_NAME = {"win32": "espeak-ng.dll", "darwin": "libespeak-ng.dylib"}.get(sys.platform, "libespeak-ng.so")
 
 # Constants from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
-_ESPEAK_CHARS_UTF8 = 1
-_ESPEAK_RATE = 1
-_ESPEAK_PITCH = 3
+_INITIALIZE_DONT_EXIT = 0x8000  # without it a bad data path makes espeak call exit()
+_CHARS_UTF8 = 1
+_RATE, _PITCH = 1, 3
 _EE_OK = 0
 
-_LIB_NAME = {"win32": "espeak-ng.dll", "darwin": "libespeak-ng.dylib"}.get(sys.platform, "libespeak-ng.so")
-
 _SYNTH_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+# espeak-ng is one global C state per process: one utterance at a time.
+_LOCK = threading.Lock()
+_chunks: list[np.ndarray] = []
+
+
+def _collect(wav: ctypes._Pointer, n: int, events: int) -> int:
+    if n > 0:
+        _chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())  # espeak reuses the buffer
+    return 0  # 0 = keep synthesising
+
+
+# Module-level so it outlives every library instance: espeak keeps only the raw C pointer.
+_CALLBACK = _SYNTH_CB(_collect)
 
 
 def espeak_dir() -> Path:
@@ -44,85 +63,62 @@ def espeak_dir() -> Path:
     return d
 
 
-class _Engine:
-    """The process-wide espeak-ng instance; every call goes through ``lock``."""
+def _unload(lib: ctypes.CDLL) -> None:
+    close = getattr(_ctypes, "dlclose", None) or getattr(_ctypes, "FreeLibrary", None)
+    if close is not None:
+        close(lib._handle)
 
-    def __init__(self) -> None:
-        d = espeak_dir()
-        try:
-            self.lib = ctypes.CDLL(str(d / _LIB_NAME))
-        except OSError as e:
-            raise SnluError(f"cannot load {d / _LIB_NAME}: {e}") from e
-        self.lock = threading.Lock()
-        self.pid = os.getpid()
-        self.chunks: list[np.ndarray] = []
-        self.voice = b""
-        self.lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                          ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.sample_rate = self.lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(d / "espeak-ng-data").encode(), 0)
-        if self.sample_rate <= 0:
+
+def _espeak(d: Path, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    """int16 samples at espeak's native rate, from a freshly loaded library (see module doc)."""
+    try:
+        lib = ctypes.CDLL(str(d / _LIB_NAME))
+    except OSError as e:
+        raise SnluError(f"cannot load {d / _LIB_NAME}: {e}") from e
+    lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                 ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    try:
+        sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(d / "espeak-ng-data").encode(),
+                                   _INITIALIZE_DONT_EXIT)
+        if sr <= 0:
             raise SnluError(f"espeak-ng failed to initialise from {d / 'espeak-ng-data'}")
-        # Must stay referenced for the process lifetime: espeak keeps only the raw C pointer.
-        self.callback = _SYNTH_CB(self._collect)
-        self.lib.espeak_SetSynthCallback(self.callback)
-
-    def _collect(self, wav: ctypes._Pointer, n: int, events: int) -> int:
-        if n > 0:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())  # buffer is reused
-        return 0  # 0 = keep synthesising
-
-    def synth(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
-        """int16 samples at the engine's native rate."""
-        with self.lock:
-            if voice.encode() != self.voice:
-                if self.lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                    raise SnluError(f"espeak-ng has no voice {voice!r}")
-                self.voice = voice.encode()
-            self.lib.espeak_SetParameter(_ESPEAK_RATE, rate, 0)
-            self.lib.espeak_SetParameter(_ESPEAK_PITCH, pitch, 0)
-            self.chunks = []
-            data = text.encode("utf-8")
-            err = self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None)
-            self.lib.espeak_Synchronize()
-            if err != _EE_OK:
-                raise SnluError(f"espeak-ng failed (error {err}) on text {text!r}")
-            chunks, self.chunks = self.chunks, []
-        wav = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-        return wav, self.sample_rate
-
-
-_ENGINE: _Engine | None = None
-_ENGINE_LOCK = threading.Lock()
-
-
-def _engine() -> _Engine:
-    global _ENGINE
-    with _ENGINE_LOCK:
-        if _ENGINE is None:
-            _ENGINE = _Engine()
-        elif _ENGINE.pid != os.getpid():
-            # A forked child (e.g. a DataLoader worker) inherits the synchronous C state, which is
-            # usable, but the lock may have been held by a thread that does not exist there.
-            _ENGINE.lock, _ENGINE.pid = threading.Lock(), os.getpid()
-        return _ENGINE
+        lib.espeak_SetSynthCallback(_CALLBACK)
+        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            raise SnluError(f"espeak-ng has no voice {voice!r}")
+        lib.espeak_SetParameter(_RATE, rate, 0)
+        lib.espeak_SetParameter(_PITCH, pitch, 0)
+        _chunks.clear()
+        data = text.encode("utf-8")
+        err = lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        lib.espeak_Synchronize()
+        if err != _EE_OK:
+            raise SnluError(f"espeak-ng failed (error {err}) on text {text!r}")
+        wav = np.concatenate(_chunks) if _chunks else np.zeros(0, dtype=np.int16)
+        _chunks.clear()
+        return wav, sr
+    finally:
+        lib.espeak_Terminate()
+        _unload(lib)
 
 
 class Synthesizer:
-    """Mandarin TTS (espeak-ng ``cmn`` voice) returning float32 mono audio at 16 kHz."""
+    """Mandarin TTS (espeak-ng ``cmn`` voice) returning float32 mono audio at 16 kHz; thread-safe."""
 
     def __init__(self, voice: str = "cmn") -> None:
         self.voice = voice
-        self._engine = _engine()
+        self._dir = espeak_dir()  # fail early, with the install hint
 
     def synthesize(self, text: str, rate: int = 175, pitch: int = 50) -> np.ndarray:
-        """Speak ``text`` at ``rate`` words/minute (80-450) and ``pitch`` (0-100); nothing trimmed."""
+        """Speak ``text`` at ``rate`` words/minute (80-450) and ``pitch`` (0-100); nothing trimmed.
+
+        Deterministic: the same arguments give the same samples, whatever was synthesised before.
+        """
         if not 80 <= rate <= 450:
             raise SnluError(f"speech rate must be within 80-450, got {rate}")
         if not 0 <= pitch <= 100:
             raise SnluError(f"pitch must be within 0-100, got {pitch}")
-        wav, sr = self._engine.synth(text, self.voice, int(rate), int(pitch))
-        audio = wav.astype(np.float32) / 32768.0
-        return resample(audio, sr, SAMPLE_RATE)
+        with _LOCK:
+            wav, sr = _espeak(self._dir, text, self.voice, int(rate), int(pitch))
+        return resample(wav.astype(np.float32) / 32768.0, sr, SAMPLE_RATE)

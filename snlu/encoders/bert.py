@@ -45,9 +45,12 @@ class BertTextEncoder(nn.Module):
 
     def __init__(self, cfg: BertConfig, load_weights: bool = True):
         super().__init__()
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the load report lists the unused pooler: noise here
+        hf_logging.disable_progress_bar()
         self.path = Path(cfg.pretrained) if cfg.pretrained else demo_bert_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         if not self.tokenizer.is_fast:

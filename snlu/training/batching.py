@@ -70,6 +70,12 @@ def make_loader(utts: list[Utterance], task: Task, batch_size: int, bucket_size:
         batch_sampler=sampler,
         collate_fn=task.collate,
         num_workers=num_workers,
-        persistent_workers=False,
+        persistent_workers=num_workers > 0 and shuffle,  # the training loader: no re-fork every epoch
+        worker_init_fn=_one_thread,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def _one_thread(_: int) -> None:
+    """Workers only compute features: one thread each, so they do not fight the model for cores."""
+    torch.set_num_threads(1)
