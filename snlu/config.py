@@ -141,9 +141,9 @@ def merge_layer(base: DictConfig, layer: DictConfig) -> DictConfig:
     base = base.copy()
     for key in layer:
         old, new = base.get(key), layer[key]
-        if isinstance(old, DictConfig) and isinstance(new, DictConfig) and new.get("name") not in (None, old.get("name")):
-            base[key] = None  # replaced wholesale below
-            base.pop(key)
+        both = isinstance(old, DictConfig) and isinstance(new, DictConfig)
+        if both and new.get("name") not in (None, old.get("name")):
+            base.pop(key)  # a different component: its section is the new layer's alone
     return OmegaConf.merge(base, layer)
 
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from snlu.config import load_recipe
 from snlu.errors import ConfigError
 
-RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml") if "base" not in p.parts)
+RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("*.yaml"))
 RAW = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
 
 

@@ -96,5 +96,6 @@ def test_two_plugins_registering_the_same_name(tmp_path):
     (tmp_path / "dup_a.py").write_text(PLUGIN.replace("{name}", "dup_test"))
     (tmp_path / "dup_b.py").write_text(PLUGIN.replace("{name}", "dup_test"))
     load_recipe(recipe(tmp_path, "dup_a.py", "dup_test"))
-    with pytest.raises(ConfigError, match=r"fusions: name 'dup_test' registered twice: by snlu_plugin_dup_a.* snlu_plugin_dup_b"):
+    msg = r"fusions: name .dup_test. registered twice: by snlu_plugin_dup_a.* snlu_plugin_dup_b"
+    with pytest.raises(ConfigError, match=msg):
         load_recipe(recipe(tmp_path, "dup_b.py", "dup_test"))

@@ -31,12 +31,13 @@ from snlu.errors import SnluError
 log = logging.getLogger("snlu")
 
 DEFAULT_SIZES = dict(n_train=200, n_dev=40, n_test=60)  # sized so the main recipe trains in ~15 min on 2 cores
-FORMAT_VERSION = 1  # bump when the output changes for the same parameters, to invalidate caches
+FORMAT_VERSION = 2  # bump when the output changes for the same parameters, to invalidate caches
 SPEAKER = ["espeak-cmn", "F"]
 RATE_RANGE = (150, 200)  # espeak words/minute
 PITCH_RANGE = (30, 70)  # espeak 0-100
 MIN_CHARS, MAX_CHARS = 6, 14  # short sentences: quick to synthesise and to train on
 SPLITS = ("train", "dev", "test")
+CLAUSE_BREAKS = set("，。；！？、：,.;!?:“”‘’\"（）()《》『』「」 ")
 
 
 def default_demo_dir() -> Path:
@@ -57,11 +58,27 @@ def _cached_candidates(path: str, mtime_ns: int, size: int, min_chars: int, max_
     # Parsing MSRA train takes ~1 s; repeated builds in one process (tests, sweeps) reuse the result.
     seen = set(exclude)
     out = []
-    for sent, spans in read_msra(path):
-        if min_chars <= len(sent) <= max_chars and spans and sent not in seen:
-            seen.add(sent)
-            out.append((sent, spans))
+    for sentence in read_msra(path):
+        for sent, spans in clauses(*sentence):
+            if min_chars <= len(sent) <= max_chars and spans and sent not in seen:
+                seen.add(sent)
+                out.append((sent, spans))
     return tuple(out)
+
+
+def clauses(sentence: str, spans: list[tuple[int, int, str]]) -> list[Sentence]:
+    """Split at punctuation into spoken clauses (punctuation is not spoken, so it is not transcribed);
+    entities are shifted into their clause, and a clause an entity crosses is dropped."""
+    out, start = [], 0
+    for i in range(len(sentence) + 1):
+        if i < len(sentence) and sentence[i] not in CLAUSE_BREAKS:
+            continue
+        inside = [(s - start, e - start, t) for s, e, t in spans if start <= s and e <= i]
+        crossing = any(s < i < e or s < start < e for s, e, _ in spans)
+        if i > start and not crossing:
+            out.append((sentence[start:i], inside))
+        start = i + 1
+    return out
 
 
 def _shuffled(pool: list[Sentence], seed: int) -> list[Sentence]:

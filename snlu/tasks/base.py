@@ -21,11 +21,12 @@ from torch import Tensor, nn
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import Utterance
 from snlu.data.vocab import CharVocab
-from snlu.errors import ConfigError, SnluError
+from snlu.errors import ConfigError, DataError, SnluError
 from snlu.registry import Registry
 
 log = logging.getLogger("snlu")
 WEIGHTS = "model.safetensors"
+MIN_FRAMES = 7  # the Conv2d 4x subsampling needs 7 frames (~85 ms) for one output frame
 
 
 def pad(seqs: list[Tensor], value: float = 0) -> Tensor:
@@ -96,7 +97,11 @@ class Task(nn.Module):
     # ------------------------------------------------------------------ data
 
     def prepare_audio(self, utt: Utterance) -> Tensor:
-        return self.frontend.featurize(read_wav(utt.audio))  # (T, F)
+        wave = read_wav(utt.audio)
+        if self.frontend.num_frames(len(wave)) < MIN_FRAMES:
+            raise DataError(utt.where, f"audio {utt.audio} has {len(wave)} samples: too short for the encoder "
+                            f"(truncated file?)", field="audio")
+        return self.frontend.featurize(wave)  # (T, F)
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
         """One utterance -> tensors (runs in data-loader workers)."""

@@ -21,7 +21,7 @@ from snlu.data.labels import (
 from snlu.data.vocab import CharVocab
 from snlu.errors import DataError
 from snlu.metrics.ner import score_entities
-from snlu.registry import HEADS, TEXT_ENCODERS
+from snlu.registry import TEXT_ENCODERS
 from snlu.tasks.base import Task, lengths_mask, pad
 
 
@@ -106,9 +106,7 @@ class NERTask(Task):
         return [pieces_to_char_spans(off, self.labels.decode(t)) for off, t in zip(batch["offsets"], tags)]
 
     def evaluate(self, utts: list[Utterance], preds: list[list[tuple[int, int, str]]]) -> dict[str, Any]:
-        scores = score_entities([u.entities for u in utts], preds)
-        scores["per_type"] = {t: {k: v for k, v in s.items()} for t, s in scores["per_type"].items()}
-        return scores
+        return score_entities([u.entities for u in utts], preds)
 
     def format_prediction(self, utt: Utterance, pred: list[tuple[int, int, str]]) -> dict[str, Any]:
         return {**utt.record, "entity": [[s, e, utt.sentence[s:e], t] for s, e, t in pred]}
