@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from snlu.fusions.base import CrossAttentionBlock, Fusion, FusionConfig
+from snlu.fusions.base import FusionConfig
+from snlu.fusions.raw import RawFusion
 from snlu.registry import FUSIONS
 
 
 @FUSIONS.register("tokenized", config=FusionConfig)
-class TokenizedFusion(Fusion):
+class TokenizedFusion(RawFusion):
     """BERT-style cross-attention of the text tokens over the audio tokenizer's vectors."""
 
-    def __init__(self, cfg: FusionConfig, text_dim: int, audio_dim: int, intermediate_size: int):
-        super().__init__()
-        inter = cfg.intermediate_size or intermediate_size
-        self.block = CrossAttentionBlock(text_dim, audio_dim, cfg.num_heads, cfg.dropout, inter)
+    uses_tokens = True
 
     def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor) -> Tensor:
         return self.block(text, tokens, text_mask)
