@@ -1,4 +1,9 @@
-"""``snlu-prepare demo``: build the built-in demo corpus (MSRA NER text spoken by espeak-ng)."""
+"""``snlu-prepare``: build the demo corpus, or check and prepare real CNERTA or AISHELL-1 for training.
+
+``cnerta`` and ``aishell`` check every line first (see snlu/data/validate.py), write a report
+(``validation.json``, ``validation.md``) and then the manifests, vocabulary, CMVN and statistics
+(see snlu/data/manifest.py). ``--strict`` stops (exit 2) if any utterance would be skipped.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,65 @@ import json
 from pathlib import Path
 
 from snlu.cli.common import run_main
+from snlu.data.aishell import aishell_lines
+from snlu.data.cnerta import SPLITS, AudioIndex, read_lines
 from snlu.data.demo import DEFAULT_SIZES, MAX_CHARS, MIN_CHARS, build_demo_corpus, ensure_demo_corpus
+from snlu.data.manifest import write_prepared
+from snlu.data.validate import CheckOptions, Report, Validator
 from snlu.training.run import setup_logging
+
+SHOWN = 20  # problems printed on the console; the report lists all
+
+
+def _check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (manifests, vocab, CMVN, stats, report)")
+    p.add_argument("--strict", action="store_true", help="exit 2 if any utterance would be skipped")
+    p.add_argument("--refuse-resample", action="store_true",
+                   help="a sample rate other than 16 kHz is an error (default: resample, with a warning)")
+    p.add_argument("--min-seconds", type=float, default=CheckOptions.min_seconds,
+                   help=f"shorter audio is an error (default {CheckOptions.min_seconds})")
+    p.add_argument("--max-seconds", type=float, default=CheckOptions.max_seconds,
+                   help=f"longer audio is an error (default {CheckOptions.max_seconds})")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snlu-prepare", description=__doc__)
+    p = argparse.ArgumentParser(prog="snlu-prepare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="corpus", required=True)
     demo = sub.add_parser("demo", help="the demo spoken-NER corpus in CNERTA format")
     demo.add_argument("--out", help="output folder (default: $SNLU_CACHE/demo/n<train>-<dev>-<test>-s<seed>)")
-    for split in ("train", "dev", "test"):
+    for split in SPLITS:
         demo.add_argument(f"--n-{split}", type=int, default=DEFAULT_SIZES[f"n_{split}"],
                           help=f"{split} utterances (default {DEFAULT_SIZES[f'n_{split}']})")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--min-chars", type=int, default=MIN_CHARS)
     demo.add_argument("--max-chars", type=int, default=MAX_CHARS)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    cnerta = sub.add_parser("cnerta", help="check the released CNERTA files and write training manifests")
+    cnerta.add_argument("--jsonl-dir", required=True, help="folder of the train/dev/test JSONL files")
+    cnerta.add_argument("--audio-dir", required=True,
+                        help="audio as <dir>/<id>.wav or AISHELL's <dir>/<split>/<speaker>/<id>.wav")
+    cnerta.add_argument("--train", default="train.jsonl", help="train file name in --jsonl-dir")
+    cnerta.add_argument("--dev", help="dev file name (default: dev.jsonl, else valid.jsonl)")
+    cnerta.add_argument("--test", default="test.jsonl", help="test file name")
+    cnerta.add_argument("--types", default="PER,LOC,ORG", help="entity types allowed ('' allows any)")
+    _check_options(cnerta)
+
+    aishell = sub.add_parser("aishell", help="AISHELL-1 transcripts as manifests (entity: []) for ASR pretraining")
+    aishell.add_argument("--dir", required=True, help="the AISHELL-1 folder (transcript/, wav/)")
+    _check_options(aishell)
+    for q in (p, demo, cnerta, aishell):  # before or after the corpus name
+        q.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging()
+    return {"demo": demo, "cnerta": cnerta, "aishell": aishell}[args.corpus](args)
+
+
+def demo(args: argparse.Namespace) -> int:
     sizes = {"n_train": args.n_train, "n_dev": args.n_dev, "n_test": args.n_test}
     if (args.min_chars, args.max_chars) == (MIN_CHARS, MAX_CHARS):
         out = ensure_demo_corpus(Path(args.out) if args.out else None, **sizes, seed=args.seed)
@@ -40,6 +82,47 @@ def main(argv: list[str] | None = None) -> int:
     meta = json.loads((out / "demo.json").read_text(encoding="utf-8"))
     print(f"{out}: " + ", ".join(f"{k} {v} utterances ({meta['audio_seconds'][k] / 60:.1f} min)"
                                  for k, v in meta["counts"].items()))
+    return 0
+
+
+def _options(args: argparse.Namespace, types: tuple[str, ...] | None = None) -> CheckOptions:
+    return CheckOptions(types=types, resample=not args.refuse_resample, min_seconds=args.min_seconds,
+                        max_seconds=args.max_seconds)
+
+
+def cnerta(args: argparse.Namespace) -> int:
+    root = Path(args.jsonl_dir)
+    dev = args.dev or next((n for n in ("dev.jsonl", "valid.jsonl") if (root / n).is_file()), "dev.jsonl")
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip()) or None
+    validator = Validator(AudioIndex(args.audio_dir), _options(args, types))
+    results = {}
+    for split, name in zip(SPLITS, (args.train, dev, args.test)):
+        path = root / name
+        results[split] = validator.check_split(split, path, enumerate(read_lines(path), start=1))
+    return _finish(validator.report(results), Path(args.out), args.strict)
+
+
+def aishell(args: argparse.Namespace) -> int:
+    transcript, lines, unmatched = aishell_lines(args.dir)
+    validator = Validator(AudioIndex(Path(args.dir) / "wav"), _options(args))
+    for problem in unmatched:
+        validator.add(problem)
+    results = {split: validator.check_split(split, transcript, lines[split]) for split in SPLITS}
+    return _finish(validator.report(results), Path(args.out), args.strict)
+
+
+def _finish(report: Report, out: Path, strict: bool) -> int:
+    """Print the summary and the first problems, then write everything (raises under --strict)."""
+    print(report.summary_table())
+    for problem in report.problems[:SHOWN]:
+        print(f"  {problem.severity}: {problem.message}")
+    if len(report.problems) > SHOWN:
+        print(f"  ... {len(report.problems) - SHOWN} more")
+    print(f"report: {out / 'validation.md'}")
+    stats = write_prepared(out, report, strict)
+    for split, s in stats.items():
+        entities = ", ".join(f"{t} {n}" for t, n in s["entities"].items()) or "no entities"
+        print(f"{split}: {s['utterances']} utterances, {s['hours']:.2f} h, {entities} -> {out / f'{split}.jsonl'}")
     return 0
 
 

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile as sf
 
 from snlu.config import positive
@@ -40,6 +41,8 @@ class Utterance:
     nested: list[tuple[int, int, str]]  # every span of the line, before flattening
     record: dict[str, Any]  # the original JSON object, carried along (speaker_info ...)
     where: str  # "file:line", for messages
+    # Pre-loaded 16 kHz samples (the Python API's in-memory audio); None: read ``audio`` when needed.
+    wave: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class AudioIndex:
@@ -53,14 +56,17 @@ class AudioIndex:
         if not audio_id or Path(audio_id).is_absolute() or ".." in Path(audio_id).parts or "\\" in audio_id:
             raise DataError(where[0], f"audio id '{audio_id}' must be a plain name inside the audio folder",
                             where[1], "audio")
-        flat = self.root / f"{audio_id}.wav"
-        if flat.is_file():
-            return flat
-        if self._nested is None:  # walk once, only when some id is not found flat
-            self._nested = {p.stem: p for p in self.root.rglob("*.wav")}
-        path = self._nested.get(audio_id)
-        if path is None:
-            raise DataError(where[0], f"audio '{audio_id}.wav' not found under {self.root}", where[1], "audio")
+        path = self.root / f"{audio_id}.wav"
+        if not path.is_file():
+            if self._nested is None:  # walk once, only when some id is not found flat
+                self._nested = {p.stem: p for p in self.root.rglob("*.wav")}
+            path = self._nested.get(audio_id)
+            if path is None:
+                raise DataError(where[0], f"audio '{audio_id}.wav' not found under {self.root}", where[1], "audio")
+        target = path.resolve()
+        if not target.is_relative_to(self.root):  # a symbolic link (of the file or a folder) leading out
+            raise DataError(where[0], f"audio '{audio_id}.wav' resolves to {target}, outside the audio folder "
+                            f"{self.root}", where[1], "audio")
         return path
 
 
@@ -105,42 +111,66 @@ def audio_id_of(obj: dict, path: Path, line: int) -> str:
     return audio
 
 
-def read_cnerta(path: str | Path, audio: AudioIndex | None) -> list[Utterance]:
-    """Read and check a CNERTA JSONL file; ``audio=None`` skips audio (text-only tasks)."""
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a JSONL file; a missing or non-UTF-8 file is a DataError."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except UnicodeDecodeError as e:
         raise DataError(path, f"not UTF-8 text (byte {e.start}): is this a JSONL file?") from None
-    out: list[Utterance] = []
-    for n, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
+
+
+def _audio_path(obj: dict, audio_id: str, audio: AudioIndex, path: Path, line: int) -> Path:
+    """A manifest's ``path`` (relative to the manifest's folder) if the line has one, else the id resolved."""
+    if "path" not in obj:
+        return audio.resolve(audio_id, (path, line))
+    given = _field(obj, "path", str, path, line)
+    resolved = (path.parent / given).resolve()
+    if not resolved.is_file():
+        raise DataError(path, f"audio '{given}' not found", line, "path")
+    return resolved
+
+
+def check_line(text: str, path: Path, n: int, audio: AudioIndex | None,
+               require_entities: bool = True) -> Utterance | None:
+    """Check line ``n`` of ``path``: an Utterance, None for a blank line, or a DataError naming the field."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"malformed JSON: {e.msg} (column {e.colno})", n) from None
+    if not isinstance(obj, dict):
+        raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", n)
+    sentence = _field(obj, "sentence", str, path, n)
+    if not sentence.strip():
+        raise DataError(path, "empty sentence", n, "sentence")
+    raw = _field(obj, "entity", list, path, n) if require_entities or "entity" in obj else []
+    nested = parse_entities(raw, sentence, path, n)
+    audio_id = audio_id_of(obj, path, n)
+    wav, duration = None, 0.0
+    if audio is not None:
+        resolved = _audio_path(obj, audio_id, audio, path, n)
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(path, f"malformed JSON: {e.msg} (column {e.colno})", n) from None
-        if not isinstance(obj, dict):
-            raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", n)
-        sentence = _field(obj, "sentence", str, path, n)
-        if not sentence.strip():
-            raise DataError(path, "empty sentence", n, "sentence")
-        nested = parse_entities(_field(obj, "entity", list, path, n), sentence, path, n)
-        audio_id = audio_id_of(obj, path, n)
-        wav, duration = None, 0.0
-        if audio is not None:
-            resolved = audio.resolve(audio_id, (path, n))
-            try:
-                info = sf.info(str(resolved))
-            except Exception as e:  # soundfile raises its own types for unreadable files
-                raise DataError(path, f"unreadable audio {resolved}: {str(e).splitlines()[0]}", n, "audio") from None
-            if info.frames == 0:
-                raise DataError(path, f"empty audio {resolved} (0 samples)", n, "audio")
-            wav, duration = str(resolved), info.frames / info.samplerate
-        flat, _ = flatten_outermost_counted(nested)
-        out.append(Utterance(audio_id, sentence, wav, duration, flat, nested, obj, f"{path}:{n}"))
+            info = sf.info(str(resolved))
+        except Exception as e:  # soundfile raises its own types for unreadable files
+            raise DataError(path, f"unreadable audio {resolved}: {str(e).splitlines()[0]}", n, "audio") from None
+        if info.frames == 0:
+            raise DataError(path, f"empty audio {resolved} (0 samples)", n, "audio")
+        wav, duration = str(resolved), info.frames / info.samplerate
+    flat, _ = flatten_outermost_counted(nested)
+    return Utterance(audio_id, sentence, wav, duration, flat, nested, obj, f"{path}:{n}")
+
+
+def read_cnerta(path: str | Path, audio: AudioIndex | None, require_entities: bool = True) -> list[Utterance]:
+    """Read and check a CNERTA JSONL file (stops at the first bad line); ``audio=None`` skips audio
+    (text-only tasks). A line with a ``path`` (a prepared manifest) uses that file for its audio.
+    ``require_entities=False`` (prediction inputs) reads a line without ``entity`` as having none."""
+    path = Path(path)
+    out = [u for n, text in enumerate(read_lines(path), start=1)
+           if (u := check_line(text, path, n, audio, require_entities))]
     if not out:
         raise DataError(path, "no utterances (empty file)")
     return out

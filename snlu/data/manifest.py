@@ -1,0 +1,123 @@
+"""A prepared corpus: manifests, character vocabulary, CMVN statistics, corpus statistics, histograms.
+
+Layout of ``out``::
+
+    train.jsonl dev.jsonl test.jsonl   one usable utterance a line: the CNERTA fields + "path", "duration"
+    wav/<id>.wav                       16 kHz mono copies of audio that had another rate or channels
+    vocab.json                         CharVocab of the training transcripts
+    cmvn.json                          global mean/std of 40-bin fbank over train (the model's cmvn.json format)
+    stats.json lengths.png             utterances, hours, entities per type; length histograms
+    validation.json validation.md      every problem found, with its file and line
+
+The manifests are CNERTA files, so ``snlu-train RECIPE data.train=out/train.jsonl ...`` reads them
+directly; each line's ``path`` names its audio, so no ``data.audio_dir`` is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
+from snlu.data.cnerta import Utterance
+from snlu.data.validate import Report
+from snlu.data.vocab import CharVocab
+from snlu.errors import DataError
+from snlu.frontends.fbank import Fbank, FbankConfig
+
+log = logging.getLogger("snlu")
+
+
+def manifest_record(utt: Utterance) -> dict:
+    """The original line with its audio resolved: CNERTA fields kept, ``path`` and ``duration`` added."""
+    return {**utt.record, "audio": [utt.id], "path": utt.audio, "duration": round(utt.duration, 3)}
+
+
+def write_manifest(path: Path, utts: list[Utterance]) -> None:
+    path.write_text("".join(json.dumps(manifest_record(u), ensure_ascii=False) + "\n" for u in utts),
+                    encoding="utf-8")
+
+
+def convert_audio(utts: list[Utterance], ids: set[str], wav_dir: Path) -> None:
+    """Write 16 kHz mono copies of the audio of ``ids`` (read_wav resamples and down-mixes); repoint them."""
+    for u in tqdm([u for u in utts if u.id in ids], desc="resample/down-mix", leave=False, disable=not ids):
+        audio = read_wav(u.audio)
+        target = wav_dir / f"{u.id}.wav"
+        write_wav(target, audio, SAMPLE_RATE)
+        u.audio, u.duration = str(target.resolve()), len(audio) / SAMPLE_RATE
+
+
+def write_cmvn(path: Path, utts: list[Utterance]) -> None:
+    """Global CMVN over ``utts`` with the recipes' fbank (40 bins, 25/10 ms)."""
+    fbank = Fbank(FbankConfig(num_mel_bins=40))
+    fbank.fit_cmvn(fbank.featurize(read_wav(u.audio)) for u in tqdm(utts, desc="CMVN", leave=False, mininterval=1.0))
+    fbank.save_cmvn(path)
+
+
+def _summary(values: list[float], digits: int) -> dict[str, float]:
+    return {"min": round(min(values), digits), "mean": round(sum(values) / len(values), digits),
+            "max": round(max(values), digits)}
+
+
+def corpus_stats(splits: dict[str, list[Utterance]]) -> dict:
+    """Per split: utterances, hours, seconds and characters (min/mean/max), entities per type (as trained:
+    outermost spans) and the nested spans flattened away."""
+    out = {}
+    for split, utts in splits.items():
+        types = Counter(t for u in utts for *_, t in u.entities)
+        out[split] = {
+            "utterances": len(utts),
+            "hours": round(sum(u.duration for u in utts) / 3600, 4),
+            "seconds": _summary([u.duration for u in utts], 3),
+            "chars": _summary([len(u.sentence) for u in utts], 2),
+            "entities": dict(sorted(types.items())),
+            "nested_dropped": sum(len(u.nested) - len(u.entities) for u in utts),
+        }
+    return out
+
+
+def plot_lengths(path: Path, splits: dict[str, list[Utterance]]) -> None:
+    """Histograms of durations and transcript lengths, one line per split."""
+    fig = Figure(figsize=(10, 4), layout="constrained")  # a bare Figure renders with Agg: no pyplot, no display
+    seconds, chars = fig.subplots(1, 2)
+    durations = {s: [u.duration for u in utts] for s, utts in splits.items()}
+    lengths = {s: [len(u.sentence) for u in utts] for s, utts in splits.items()}
+    # The same bins for every split, so the splits compare; one bin per character count.
+    second_bins = np.histogram_bin_edges(np.concatenate(list(durations.values())), bins=50)
+    char_bins = np.arange(min(map(min, lengths.values())), max(map(max, lengths.values())) + 2) - 0.5
+    for split in splits:
+        seconds.hist(durations[split], bins=second_bins, histtype="step", label=split)
+        chars.hist(lengths[split], bins=char_bins, histtype="step", label=split)
+    seconds.set(xlabel="duration (s)", ylabel="utterances")
+    chars.set(xlabel="characters", ylabel="utterances")
+    seconds.legend()
+    fig.savefig(path, dpi=100)
+
+
+def write_prepared(out: Path, report: Report, strict: bool) -> dict:
+    """Write the report, then (unless ``strict`` and there are errors) everything else; return the stats."""
+    out.mkdir(parents=True, exist_ok=True)
+    report.write(out)
+    if strict and report.errors:
+        n = len(report.errors)
+        raise DataError(out / "validation.md", f"{n} error{'s' * (n != 1)} (--strict: nothing but the report "
+                        "was written; without --strict the bad utterances are skipped)")
+    for split, r in report.splits.items():
+        if not r.utterances:
+            raise DataError(r.file, f"{split}: no usable utterance (see {out / 'validation.md'})")
+    splits = {s: r.utterances for s, r in report.splits.items()}
+    for split, r in report.splits.items():
+        convert_audio(r.utterances, r.convert, out / "wav")
+        write_manifest(out / f"{split}.jsonl", r.utterances)
+    CharVocab.build(u.sentence for u in splits["train"]).save(out / "vocab.json")
+    write_cmvn(out / "cmvn.json", splits["train"])
+    stats = corpus_stats(splits)
+    (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1), encoding="utf-8")
+    plot_lengths(out / "lengths.png", splits)
+    return stats
