@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from snlu.config import positive
 from snlu.data.cnerta import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.heads.ctc import CTCHead
@@ -23,17 +24,23 @@ from snlu.tasks.base import Task, pad
 
 @dataclasses.dataclass
 class ASRConfig:
-    """No options."""
+    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam."""
+
+    beam_size: int = 1
+
+    def __post_init__(self) -> None:
+        positive(self, "beam_size")
 
 
 @TASKS.register("asr", config=ASRConfig)
 class ASRTask(Task):
-    """Speech recognition with CTC (greedy decoding), metric: character error rate."""
+    """Speech recognition with CTC (best path or prefix beam search), metric: character error rate."""
 
     components = {"frontend": AUDIO_FRONTENDS, "audio_encoder": AUDIO_ENCODERS, "ctc_head": HEADS}
     groups = {"frontend": "audio_encoder", "audio_encoder": "audio_encoder", "ctc_head": "audio_encoder"}
     main_metric = "cer"
     higher_is_better = False
+    uses_text = False
 
     def __init__(self, cfg: DictConfig, vocab: CharVocab, load_weights: bool = True):
         super().__init__(cfg, vocab)
@@ -41,8 +48,13 @@ class ASRTask(Task):
         self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
         self.ctc_head = HEADS.build(cfg.ctc_head, self.audio_encoder.dim, len(vocab))
 
+    def target(self, utt: Utterance) -> str:
+        """What CTC learns to emit (``e2e_ner`` adds entity markers)."""
+        return utt.sentence
+
     def prepare(self, utt: Utterance) -> dict[str, Any]:
-        return {"feats": self.prepare_audio(utt), "char_ids": torch.tensor(self.vocab.encode(utt.sentence)), "utt": utt}
+        chars = torch.tensor(self.vocab.encode(self.target(utt)), dtype=torch.long)  # long even when empty
+        return {"feats": self.prepare_audio(utt), "char_ids": chars, "utt": utt}
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -65,7 +77,8 @@ class ASRTask(Task):
 
     def predict(self, batch: dict[str, Any]) -> list[str]:
         logits, lengths = self(batch)
-        return [self.vocab.decode(ids) for ids in CTCHead.greedy_decode(logits, lengths)]
+        beam = self.cfg.task.get("beam_size", 1)  # models saved before the option decode greedily
+        return [self.vocab.decode(ids) for ids in CTCHead.decode(logits, lengths, beam)]
 
     def evaluate(self, utts: list[Utterance], preds: list[str]) -> dict[str, Any]:
         return cer([u.sentence for u in utts], preds)

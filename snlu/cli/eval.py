@@ -1,0 +1,68 @@
+"""``snlu-eval MODEL_DIR --data IN.jsonl [--output-dir DIR]``: predict, score and analyse the errors in one go.
+
+Writes into DIR (default ``runs/eval-<data>-<timestamp>``): ``metrics.json`` (what training reports for a
+split), ``predictions.jsonl``, and for NER models ``errors.jsonl`` (every wrong type, boundary error, missed
+and spurious span, with its line), ``analysis.json`` (those counts per type and the type confusion matrix)
+and ``analysis.png`` (per-type F1 bars and the confusion heat map).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from snlu.analysis import error_analysis, plot_analysis
+from snlu.cli.common import run_main
+from snlu.cli.predict import add_model_args, load_and_predict
+from snlu.cli.score import format_table
+from snlu.data.cnerta import Utterance
+from snlu.inference import write_predictions
+from snlu.tasks.ner import NERTask
+from snlu.training.run import make_run_dir, setup_logging
+
+log = logging.getLogger("snlu")
+
+
+def write_analysis(out: Path, utts: list[Utterance], preds: list[Any], scores: dict[str, Any], title: str) -> None:
+    """``errors.jsonl``, ``analysis.json`` and ``analysis.png`` for flat entity predictions."""
+    analysis = error_analysis([u.entities for u in utts], preds)
+    with open(out / "errors.jsonl", "w", encoding="utf-8") as f:
+        for i, kind, gold, pred in analysis["cases"]:
+            u = utts[i]
+            spans = {k: [s[0], s[1], u.sentence[s[0] : s[1]], s[2]] if s else None
+                     for k, s in (("gold", gold), ("pred", pred))}
+            f.write(json.dumps({"where": u.where, "sentence": u.sentence, "kind": kind, **spans},
+                               ensure_ascii=False) + "\n")
+    summary = {k: analysis[k] for k in ("counts", "confusion")}
+    (out / "analysis.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
+    plot_analysis(scores, analysis, out / "analysis.png", title)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="snlu-eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--output-dir", help="where to write (must be empty; default runs/eval-<data>-<timestamp>)")
+    args = p.parse_args(argv)
+    setup_logging()
+    out = make_run_dir(args.output_dir, f"eval-{Path(args.data).stem}")  # first: refuse a non-empty folder early
+    task, utts, preds = load_and_predict(args, require_entities=True)
+    metrics = task.evaluate(utts, preds)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_predictions(out / "predictions.jsonl", task, utts, preds)
+    if isinstance(task, NERTask):
+        model = Path(args.model_dir).resolve()
+        name = model.parent.name if model.name == "best" else model.name
+        write_analysis(out, utts, preds, metrics, f"{name} on {Path(args.data).name}")
+        print(format_table(metrics))
+    else:
+        print(json.dumps(metrics, ensure_ascii=False))
+    log.info("wrote %s", out)
+    return 0
+
+
+def entry() -> None:
+    run_main(main)

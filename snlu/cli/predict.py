@@ -1,0 +1,94 @@
+"""``snlu-predict MODEL_DIR --data IN --output OUT.jsonl``: run a trained model on new utterances.
+
+IN is CNERTA JSON Lines (``entity`` may be absent) or a list of ``<audio_path>\\t<transcript>`` lines
+(relative paths from --audio-dir, else from the list's folder; ASR models accept a bare path). Each output
+line is the input's JSON object with ``entity`` replaced by the predictions (ASR: ``prediction`` added);
+a list line becomes ``{"sentence": transcript, "audio": [<file stem>], ...}``. Output order = input order.
+
+``--asr-model ASR_MODEL_DIR`` (pipeline spoken NER, for audio without a transcript): transcribe with the ASR
+model, then tag the transcripts with MODEL_DIR; IN may then list bare audio paths, and each output line gets
+``prediction`` (the transcript) and ``entity`` (offsets into it). See snlu/pipeline.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from snlu.cli.common import run_main
+from snlu.errors import SnluError
+from snlu.inference import predict_utterances, read_inputs, write_predictions
+from snlu.tasks.base import Task
+from snlu.training.run import setup_logging
+
+log = logging.getLogger("snlu")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Arguments ``snlu-predict`` and ``snlu-eval`` share."""
+    p.add_argument("model_dir", help="a run's best/ folder (or the run directory)")
+    p.add_argument("--data", required=True, help="input utterances")
+    p.add_argument("--audio-dir", help="where audio ids (or relative list paths) resolve; default: the data's folder")
+    p.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when available")
+    p.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (default 0)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.batch_size < 1 or args.num_workers < 0:
+        raise SnluError("--batch-size must be >= 1 and --num-workers >= 0")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SnluError("--device cuda: no CUDA device is available")
+
+
+def load_and_predict(args: argparse.Namespace, require_entities: bool = False):
+    """Load the model and the inputs, predict; returns ``(task, utterances, predictions)``."""
+    check_args(args)
+    task = Task.load(args.model_dir)
+    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
+    started = time.perf_counter()
+    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers)
+    log.info("%d utterances predicted in %.1f s", len(utts), time.perf_counter() - started)
+    return task, utts, preds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="snlu-predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--output", required=True, help="output CNERTA JSONL")
+    p.add_argument("--asr-model", help="transcribe with this ASR model first, then tag the transcripts (pipeline "
+                   "spoken NER for audio without a transcript)")
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.asr_model:
+        return predict_pipeline(args)
+    task, utts, preds = load_and_predict(args)
+    write_predictions(Path(args.output), task, utts, preds)
+    log.info("wrote %s", args.output)
+    return 0
+
+
+def predict_pipeline(args: argparse.Namespace) -> int:
+    """``--asr-model``: transcribe, then tag (snlu/pipeline.py)."""
+    from snlu import pipeline
+
+    check_args(args)
+    ner, asr = Task.load(args.model_dir), Task.load(args.asr_model)
+    pipeline.check_models(ner, asr)
+    utts = read_inputs(args.data, asr, args.audio_dir)  # audio only: a list may hold bare audio paths
+    started = time.perf_counter()
+    results = pipeline.transcribe_and_tag(ner, asr, utts, args.batch_size, args.device, args.num_workers)
+    log.info("%d utterances transcribed and tagged in %.1f s", len(utts), time.perf_counter() - started)
+    pipeline.write_predictions(args.output, utts, results)
+    log.info("wrote %s", args.output)
+    return 0
+
+
+def entry() -> None:
+    run_main(main)

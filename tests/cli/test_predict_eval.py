@@ -1,0 +1,125 @@
+"""``snlu-predict`` and ``snlu-eval`` on a trained demo run: the round trip to the trainer's test score,
+gold-less and list inputs, the evaluation folder, ASR output and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import snlu
+from snlu.cli import eval as eval_cli
+from snlu.cli import predict, score
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_predict_then_score_reproduces_the_trainers_test_score(random_run, demo_dir, tmp_path, capsys):
+    out = tmp_path / "pred.jsonl"
+    assert predict.main([str(random_run / "best"), "--data", str(demo_dir / "test.jsonl"), "--output", str(out),
+                         "--batch-size", "3", "--device", "cpu"]) == 0
+    assert read_jsonl(out) == read_jsonl(random_run / "test_predictions.jsonl")
+    assert any(line["entity"] for line in read_jsonl(out))  # the comparison is not between empty outputs
+    capsys.readouterr()
+    assert score.main(["--gold", str(demo_dir / "test.jsonl"), "--pred", str(out), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    test = json.loads((random_run / "metrics.json").read_text())["test"]
+    assert scores["f1"] == test["f1"]
+    assert scores == test
+
+
+def test_gold_less_lines_and_utterance_lists(random_run, demo_dir, tmp_path):
+    expected = read_jsonl(random_run / "test_predictions.jsonl")
+    gold_less = tmp_path / "in.jsonl"
+    gold_less.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "entity"}, ensure_ascii=False) + "\n"
+                                 for x in read_jsonl(demo_dir / "test.jsonl")), encoding="utf-8")
+    out = tmp_path / "a.jsonl"
+    assert predict.main([str(random_run), "--data", str(gold_less), "--audio-dir", str(demo_dir / "wav"),
+                         "--output", str(out)]) == 0
+    assert read_jsonl(out) == expected
+    # a list: absolute paths, and relative paths from --audio-dir
+    for name, prefix, extra in (("abs.tsv", f"{demo_dir}/wav/", []),
+                                ("rel.tsv", "wav/", ["--audio-dir", str(demo_dir)])):
+        listing = tmp_path / name
+        listing.write_text("".join(f"{prefix}{x['audio'][0]}.wav\t{x['sentence']}\n" for x in expected) + "\n",
+                           encoding="utf-8")
+        out = tmp_path / f"{name}.jsonl"
+        assert predict.main([str(random_run), "--data", str(listing), "--output", str(out), *extra]) == 0
+        assert read_jsonl(out) == [{"sentence": x["sentence"], "audio": x["audio"], "entity": x["entity"]}
+                                   for x in expected]
+
+
+def test_eval_writes_metrics_predictions_and_error_analysis(random_run, demo_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert eval_cli.main([str(random_run / "best"), "--data", str(demo_dir / "test.jsonl"), "--output-dir",
+                          str(out)]) == 0
+    test = json.loads((random_run / "metrics.json").read_text())["test"]
+    assert json.loads((out / "metrics.json").read_text()) == test
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"gold {test['gold']}, predicted {test['pred']}, correct {test['correct']}")
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert preds == read_jsonl(random_run / "test_predictions.jsonl")
+    analysis = json.loads((out / "analysis.json").read_text())
+    counts = analysis["counts"]
+    for typ, m in test["per_type"].items():
+        assert sum(counts[typ][k] for k in ("correct", "type", "boundary", "missed")) == m["support"]
+    assert sum(c["correct"] for c in counts.values()) == test["correct"]
+    errors = read_jsonl(out / "errors.jsonl")
+    assert len(errors) == test["gold"] + test["pred"] - 2 * test["correct"] - sum(
+        counts[t][k] for t in counts for k in ("type", "boundary"))
+    gold_lines = read_jsonl(demo_dir / "test.jsonl")
+    for e in errors:
+        n = int(e["where"].rsplit(":", 1)[1])
+        assert e["sentence"] == gold_lines[n - 1]["sentence"]
+        if e["kind"] in ("missed", "type", "boundary"):
+            assert e["gold"] in gold_lines[n - 1]["entity"]
+        if e["kind"] in ("spurious", "type", "boundary"):
+            assert e["pred"] in preds[n - 1]["entity"]
+    assert (out / "analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_asr_model_writes_transcripts(tmp_path, tiny, demo_overrides, demo_dir, capsys):
+    from snlu.cli.train import main as train
+
+    run = tmp_path / "asr"
+    assert train([str(RECIPES / "asr_pretrain.yaml"), *tiny, *demo_overrides, "--output-dir", str(run)]) == 0
+    listing = tmp_path / "audio.txt"
+    wavs = sorted((demo_dir / "wav").glob("DEMO_TEST_*.wav"))
+    listing.write_text("".join(f"{w}\n" for w in wavs), encoding="utf-8")  # bare paths: no transcript needed
+    out = tmp_path / "asr.jsonl"
+    assert predict.main([str(run), "--data", str(listing), "--output", str(out)]) == 0
+    lines = read_jsonl(out)
+    assert [x["audio"] for x in lines] == [[w.stem] for w in wavs]
+    assert all(x["sentence"] == "" and isinstance(x["prediction"], str) for x in lines)
+    by_id = {x["audio"][0]: x["prediction"] for x in read_jsonl(run / "test_predictions.jsonl")}
+    assert [x["prediction"] for x in lines] == [by_id[w.stem] for w in wavs]
+    assert snlu.load(run, device="cpu").predict(wavs[0]) == lines[0]["prediction"]  # ASR: no text, a transcript
+    capsys.readouterr()
+    assert eval_cli.main([str(run), "--data", str(demo_dir / "test.jsonl"), "--output-dir", str(tmp_path / "e")]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((run / "metrics.json").read_text())["test"]
+    assert not (tmp_path / "e" / "analysis.png").exists()
+
+
+def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    code = f"import sys; from snlu.cli.{module} import entry; sys.argv[0] = 'snlu'; entry()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_inputs_are_one_line_errors(random_run, demo_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    lines = (demo_dir / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    bad.write_text(lines[0] + "\n" + lines[1].replace("DEMO_TEST_00002", "NO_SUCH_ID") + "\n", encoding="utf-8")
+    r = run_cli("predict", str(random_run), "--data", str(bad), "--audio-dir", str(demo_dir / "wav"), "--output",
+                str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {bad}:2: field 'audio': audio 'NO_SUCH_ID.wav' not found under {(demo_dir / 'wav').resolve()}")
+    r = run_cli("eval", str(tmp_path), "--data", str(bad), "--output-dir", str(tmp_path / "e"))
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tmp_path}") and "not a saved model" in last and "Traceback" not in r.stderr
