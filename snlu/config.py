@@ -32,7 +32,7 @@ FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim")
 
 @dataclasses.dataclass
 class TrainConfig:
-    """How the trainer runs: epochs, batches, device, logging."""
+    """How the trainer runs: epochs, batches, device, logging, checkpoints and fault limits."""
 
     epochs: int = 20
     batch_size: int = 16
@@ -41,11 +41,20 @@ class TrainConfig:
     num_workers: int = 1
     bucket_size: int = 64  # batches are drawn from length-sorted chunks of this many batches' worth
     log_every: int = 10
+    checkpoint_every: int = 500  # steps between checkpoints in checkpoints/ (0: only at each epoch end)
+    keep_checkpoints: int = 2  # the last K checkpoints are kept
+    max_bad_steps: int = 10  # this many non-finite losses/gradients in a row stop the run
+    max_oom_skips: int = 20  # CUDA out-of-memory batches skipped (over the run) before giving up
+    deterministic: bool = False  # CUDA: deterministic algorithms and cuDNN (slower; CPU runs are already)
+    wandb: bool = False  # also log to Weights & Biases (when installed; TensorBoard files are always written)
+    wandb_project: str = "snlu"
 
     def __post_init__(self) -> None:
-        positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "bucket_size")
-        if self.num_workers < 0:
-            raise ValueError("num_workers: must be >= 0")
+        positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "bucket_size", "keep_checkpoints",
+                 "max_bad_steps")
+        for name in ("num_workers", "checkpoint_every", "max_oom_skips"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ValueError(f"device: expected auto, cpu, cuda or cuda:N, got '{self.device}'")
 
@@ -94,6 +103,12 @@ def in_range(obj: Any, field: str, lo: float, hi: float) -> None:
 # ----------------------------------------------------------------------------- loading
 
 
+def first_line(e: Exception) -> str:
+    """An error's message without the context lines (``full_key: ...``) OmegaConf and PyYAML append."""
+    text = str(getattr(e, "msg", None) or e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse one YAML file (safe loader) into a mapping, with file-named errors."""
     try:
@@ -107,7 +122,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', None) or first_line(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -132,7 +147,7 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
     try:
         return merge_layer(merged, OmegaConf.create(data))
     except OmegaConfBaseException as e:
-        raise ConfigError(f"{path}: {e.msg if hasattr(e, 'msg') else e}") from None
+        raise ConfigError(f"{path}: {first_line(e)}") from None
 
 
 def merge_layer(base: DictConfig, layer: DictConfig) -> DictConfig:
@@ -155,7 +170,7 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     try:
         return merge_layer(cfg, OmegaConf.from_dotlist(list(overrides)))
     except OmegaConfBaseException as e:
-        raise ConfigError(f"overrides: {e}") from None
+        raise ConfigError(f"overrides: {first_line(e)}") from None
 
 
 # ----------------------------------------------------------------------------- validation
@@ -219,7 +234,7 @@ def validate(raw: DictConfig) -> DictConfig:
     try:
         raw = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
     except OmegaConfBaseException as e:
-        raise ConfigError(f"{getattr(e, 'full_key', '') or 'recipe'}: {e.msg if hasattr(e, 'msg') else e}") from None
+        raise ConfigError(f"{getattr(e, 'full_key', '') or 'recipe'}: {first_line(e)}") from None
     if "task" not in raw:
         raise ConfigError(f"task: missing required section (one of: {', '.join(TASKS.names())})")
     task = check_component(TASKS, raw.task, "task")

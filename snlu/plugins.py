@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from omegaconf import ListConfig
+
 from snlu.errors import ConfigError, PluginError, SnluError
 
 BUILTIN_MODULES = (
@@ -35,6 +37,7 @@ BUILTIN_MODULES = (
     "snlu.tasks.spoken_ner",
     "snlu.tasks.text_ner",
     "snlu.tasks.asr",
+    "snlu.tasks.e2e_ner",
 )
 ENTRY_POINT_GROUP = "snlu.plugins"
 
@@ -74,7 +77,7 @@ def list_option(value: Any, key: str) -> list[str]:
         return []
     if isinstance(value, str):
         return [value]
-    items = list(value)
+    items = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
     if not all(isinstance(v, str) for v in items):
         raise ConfigError(f"{key}: expected a list of names")
     return items

@@ -10,18 +10,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 from snlu.plugins import load_builtins  # noqa: E402
+from snlu.testing import TINY_OVERRIDES  # noqa: E402
 
 load_builtins()
 
-# Small model sizes so that a recipe trains one epoch in seconds (the recipes' structure is kept).
-TINY = [
-    "audio_encoder.n_blocks=1",
-    "audio_encoder.ffn_dim=128",
-    "audio_encoder.d_model=64",
-    "train.epochs=1",
-    "train.batch_size=4",
-    "train.num_workers=0",
-]
+# Small model sizes so that a recipe trains one epoch in seconds (the recipes' structure is kept); the same
+# list that snlu.testing gives plugin tests.
+TINY = list(TINY_OVERRIDES)
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +39,19 @@ def demo_overrides(demo_dir):
     """Overrides pointing a recipe at the tiny demo corpus."""
     return [f"data.train={demo_dir}/train.jsonl", f"data.dev={demo_dir}/dev.jsonl",
             f"data.test={demo_dir}/test.jsonl", f"data.audio_dir={demo_dir}/wav"]
+
+
+@pytest.fixture(scope="session")
+def random_run(tmp_path_factory, tiny, demo_overrides):
+    """A tiny ``fusion_raw_all`` run on the demo corpus, trained with learning rates of 1e-9: it stays at its
+    random initialisation, so it predicts plenty of (mostly wrong) spans to compare and score."""
+    from pathlib import Path
+
+    from snlu.cli.train import main
+
+    run = tmp_path_factory.mktemp("random_run") / "run"
+    lrs = [f"optim.lrs.{g}=1e-9" for g in ("textual_encoder", "textual_crf", "audio_encoder", "audio_crf",
+                                             "fusion_layer")]
+    recipe = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
+    assert main([str(recipe), *tiny, *demo_overrides, *lrs, "--output-dir", str(run)]) == 0
+    return run

@@ -1,4 +1,9 @@
-"""``snlu-train RECIPE [key=value ...]``: train, keep the best dev checkpoint, evaluate it on test."""
+"""``snlu-train RECIPE [key=value ...]``: train, keep the best dev checkpoint, evaluate it on test.
+
+``snlu-train --resume RUN_DIR [train.epochs=N]`` continues an interrupted run from its latest checkpoint,
+with the recipe the run saved (only ``train.epochs`` may change, to extend a run). The result is the same
+as that of an uninterrupted run (on CPU, bit for bit).
+"""
 
 from __future__ import annotations
 
@@ -6,48 +11,96 @@ import argparse
 import json
 import logging
 import time
+from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from snlu.cli.common import run_main
 from snlu.config import load_recipe
+from snlu.errors import ConfigError, SnluError
 from snlu.plugins import LOADED
 from snlu.registry import DATASETS, TASKS
-from snlu.training.run import environment, make_run_dir, seed_everything, setup_logging
-from snlu.training.trainer import Trainer
+from snlu.training import checkpoint
+from snlu.training.run import environment, make_run_dir, seed_everything, set_deterministic, setup_logging
+from snlu.training.trainer import Interrupted, Trainer
 
 log = logging.getLogger("snlu")
+RESUMABLE = ("train.epochs",)  # the only overrides --resume accepts: others would change the run midway
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snlu-train", description=__doc__)
-    p.add_argument("recipe", help="recipe YAML file (see recipes/)")
+    p = argparse.ArgumentParser(prog="snlu-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recipe", nargs="?", help="recipe YAML file (see recipes/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. fusion.name=concat train.epochs=2")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
-    p.add_argument("--output-dir", help="run directory (default: runs/<recipe>-<timestamp>)")
+    p.add_argument("--output-dir", help="run directory (default: runs/<recipe>-<timestamp>); must be empty")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if the run directory is not empty, move it aside to <dir>.old-<timestamp> first")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     setup_logging()
-    cfg = load_recipe(args.recipe, args.overrides)
-    if args.print_config:
+    try:
+        if args.resume:
+            if args.output_dir or args.overwrite:
+                p.error("--resume continues RUN_DIR in place: no --output-dir or --overwrite")
+            return resume(args.resume, [x for x in (args.recipe, *args.overrides) if x], args.print_config)
+        if not args.recipe:
+            p.error("a recipe is required (or --resume RUN_DIR)")
+        cfg = load_recipe(args.recipe, args.overrides)
+        if args.print_config:
+            print(OmegaConf.to_yaml(cfg), end="")
+            return 0
+        return train(cfg, args.recipe, args.output_dir, overwrite=args.overwrite)
+    except Interrupted as e:
+        log.warning("%s", e)
+        return e.exit_code
+
+
+def resume(run_dir: str, overrides: list[str], print_config: bool = False) -> int:
+    """Continue ``run_dir`` with its saved recipe (and at most a new ``train.epochs``)."""
+    path = Path(run_dir)
+    for item in overrides:
+        if item.split("=", 1)[0] not in RESUMABLE:
+            raise ConfigError(f"--resume {run_dir}: '{item}': only {', '.join(RESUMABLE)} may be overridden "
+                              f"(the rest of the run's recipe is fixed; start a new run to change it)")
+    if not (path / "config.yaml").is_file():
+        raise SnluError(f"{path}: not a run directory (no config.yaml)")
+    cfg = load_recipe(path / "config.yaml", overrides)
+    if print_config:
         print(OmegaConf.to_yaml(cfg), end="")
         return 0
-    return train(cfg, args.recipe, args.output_dir)
+    return run(cfg, path, resumed=True)
 
 
-def train(cfg, recipe: str, output_dir: str | None) -> int:
-    """The whole job for a validated recipe; returns 0."""
-    run_dir = make_run_dir(output_dir, recipe)
+def train(cfg: DictConfig, recipe: str, output_dir: str | None, overwrite: bool = False) -> int:
+    """The whole job for a validated recipe in a new run directory; returns 0."""
+    run_dir = make_run_dir(output_dir, recipe, overwrite=overwrite)
+    # File plugins resolve relative to the recipe: save them as absolute paths, so the run's config.yaml
+    # (which --resume and Task.load read) finds them from anywhere.
+    cfg.plugins = [LOADED[n]["source"] if n.endswith(".py") and n in LOADED else n for n in cfg.plugins]
+    return run(cfg, run_dir, resumed=False)
+
+
+def run(cfg: DictConfig, run_dir: Path, resumed: bool) -> int:
+    """Train in ``run_dir`` (continuing from its latest checkpoint when ``resumed``), then test."""
     setup_logging(run_dir)
     started = time.perf_counter()
     OmegaConf.save(cfg, run_dir / "config.yaml")
     seed_everything(cfg.seed)
-    (run_dir / "environment.json").write_text(json.dumps(environment(cfg.seed, LOADED), indent=1))
-    log.info("run directory: %s", run_dir)
+    set_deterministic(cfg.train.deterministic)
+    env = environment(cfg.seed, LOADED)
+    if resumed:  # keep the record of the original start; add this one
+        old = json.loads((run_dir / "environment.json").read_text()) if (run_dir / "environment.json").is_file() else {}
+        env = {**old, "resumes": [*old.get("resumes", []), env]} if old else env
+    (run_dir / "environment.json").write_text(json.dumps(env, indent=1))
+    log.info("run directory: %s%s", run_dir, " (resuming)" if resumed else "")
 
     task_cls = TASKS.get(cfg.task.name).cls
     splits = DATASETS.build(cfg.data).load(with_audio=task_cls.uses_audio)
@@ -55,6 +108,12 @@ def train(cfg, recipe: str, output_dir: str | None) -> int:
     trainer = Trainer(task, cfg, run_dir)
     log.info("task %s: %.2fM parameters, device %s", cfg.task.name,
              sum(p.numel() for p in task.parameters()) / 1e6, trainer.device)
+    if resumed:
+        last = checkpoint.latest(run_dir)
+        if last is not None:
+            trainer.resume(last)
+        else:
+            log.warning("%s: no checkpoint yet: starting from the beginning", run_dir)
     dev = trainer.fit(splits["train"], splits["dev"])
     trainer.load_best()
     test, preds = trainer.evaluate(splits["test"], desc="test")
@@ -72,3 +131,7 @@ def train(cfg, recipe: str, output_dir: str | None) -> int:
 
 def entry() -> None:
     run_main(main)
+
+
+if __name__ == "__main__":  # python -m snlu.cli.train (what snlu-sweep runs)
+    entry()

@@ -7,6 +7,7 @@ needs an ffmpeg install in recent torchaudio releases.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -49,6 +50,9 @@ def read_wav(path: str | Path) -> np.ndarray:
         raise DataError(path, f"cannot read audio: {e}") from e
     if audio.shape[0] == 0:
         raise DataError(path, "audio file has no samples")
+    g = math.gcd(int(sr), SAMPLE_RATE)
+    if sr <= 0 or sr // g > 2000 or SAMPLE_RATE // g > 2000:  # the resampling kernel would be huge (GBs)
+        raise DataError(path, f"unsupported sample rate {sr} Hz (resample it to {SAMPLE_RATE} Hz first)")
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     return resample(np.ascontiguousarray(mono), int(sr))
 

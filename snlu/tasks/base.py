@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 from torch import Tensor, nn
 
@@ -49,6 +50,7 @@ class Task(nn.Module):
     main_metric: ClassVar[str] = "f1"
     higher_is_better: ClassVar[bool] = True
     uses_audio: ClassVar[bool] = True
+    uses_text: ClassVar[bool] = True  # False: the transcript is only a target (ASR), prediction needs audio alone
 
     def __init__(self, cfg: DictConfig, vocab: CharVocab, load_weights: bool = True):
         super().__init__()
@@ -97,10 +99,10 @@ class Task(nn.Module):
     # ------------------------------------------------------------------ data
 
     def prepare_audio(self, utt: Utterance) -> Tensor:
-        wave = read_wav(utt.audio)
+        wave = utt.wave if utt.wave is not None else read_wav(utt.audio)
         if self.frontend.num_frames(len(wave)) < MIN_FRAMES:
-            raise DataError(utt.where, f"audio {utt.audio} has {len(wave)} samples: too short for the encoder "
-                            f"(truncated file?)", field="audio")
+            raise DataError(utt.where, f"audio {utt.audio or '(array)'} has {len(wave)} samples: too short for the "
+                            f"encoder (truncated file?)", field="audio")
         return self.frontend.featurize(wave)  # (T, F)
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
@@ -175,16 +177,35 @@ class Task(nn.Module):
             folder = folder / "best"
         for need in (WEIGHTS, "config.yaml", "vocab.json"):
             if not (folder / need).is_file():
-                raise SnluError(f"{folder}: not a saved model (missing {need})")
-        cfg = OmegaConf.load(folder / "config.yaml")
-        load_plugins(cfg.get("plugins"))
-        cls = TASKS.get(cfg.task.name, key="task.name").cls
-        if "text_encoder" in cfg:
-            cfg.text_encoder.pretrained = str(folder / "text_encoder")
-        if "audio_encoder" in cfg:
-            cfg.audio_encoder.init_from = None
-        task = cls(cfg, CharVocab.load(folder / "vocab.json"), load_weights=False, **cls.load_assets(folder, cfg))
-        missing, unexpected = load_model(task, str(folder / WEIGHTS), strict=False)
+                raise SnluError(f"{folder / need}: not found ({folder} is not a saved model: a run's best/ folder)")
+        # Every problem below is one line naming the file: a model folder is input like any other.
+        try:  # OmegaConf's YAML loader is a safe loader: no python/* tags; names go through the registries
+            cfg = OmegaConf.load(folder / "config.yaml")
+            load_plugins(cfg.get("plugins"))
+            cls = TASKS.get(str(cfg.task.name), key="task.name").cls
+            if "text_encoder" in cfg:
+                cfg.text_encoder.pretrained = str(folder / "text_encoder")
+            if "audio_encoder" in cfg:
+                cfg.audio_encoder.init_from = None
+        except SnluError as e:
+            raise SnluError(f"{folder / 'config.yaml'}: {e}") from None
+        except Exception as e:  # yaml and OmegaConf errors: unreadable or not a model config
+            raise SnluError(f"{folder / 'config.yaml'}: not a valid model config: {_first_line(e)}") from None
+        try:
+            vocab = CharVocab.load(folder / "vocab.json")
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise SnluError(f"{folder / 'vocab.json'}: not a vocabulary: {_first_line(e)}") from None
+        try:
+            task = cls(cfg, vocab, load_weights=False, **cls.load_assets(folder, cfg))
+        except SnluError:
+            raise
+        except Exception as e:  # a missing or broken labels.json, text_encoder/ files, config values
+            raise SnluError(f"{folder}: cannot rebuild the model: {_first_line(e)}") from None
+        check_weights(folder, task)
+        try:
+            missing, unexpected = load_model(task, str(folder / WEIGHTS), strict=False)
+        except (RuntimeError, SafetensorError, OSError) as e:
+            raise SnluError(f"{folder / WEIGHTS}: weights do not match the model: {_first_line(e)}") from None
         if missing or unexpected:
             raise SnluError(f"{folder / WEIGHTS}: weights do not match the model "
                             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
@@ -210,6 +231,36 @@ class Task(nn.Module):
                 emb = self.ctc_head.embedding
                 emb[[i for i, _ in rows]] = state[key][[j for _, j in rows]].to(emb.dtype)
         log.info("audio_encoder.init_from: copied %d tensors from %s", len(copied), folder)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def check_weights(folder: Path, task: Task) -> None:
+    """Compare the shapes in ``folder/model.safetensors`` (its header only) with the rebuilt model's; a
+    mismatch in the vocabulary or label dimension names vocab.json or labels.json."""
+    path = folder / WEIGHTS
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SnluError(f"{path}: unreadable weights file: {_first_line(e)}") from None
+    own = task.state_dict()
+    sizes = [("vocab.json", len(task.vocab))]
+    if getattr(task, "labels", None) is not None:
+        sizes.append(("labels.json", len(task.labels)))
+    for key, shape in shapes.items():
+        mine = list(own[key].shape) if key in own else shape
+        if mine == shape:
+            continue
+        for name, size in sizes:
+            if len(mine) == len(shape) and any(m == size != s for m, s in zip(mine, shape)):
+                raise SnluError(f"{folder / name}: {size} entries do not match the weights in {path} "
+                                f"({key} is {shape} there, {mine} with this file)")
+        raise SnluError(f"{path}: weights do not match the model of {folder / 'config.yaml'} "
+                        f"({key} is {shape} there, {mine} in the model)")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from snlu.errors import DataError
 from snlu.metrics.ner import score_entities
 from snlu.registry import TEXT_ENCODERS
 from snlu.tasks.base import Task, lengths_mask, pad
+
+log = logging.getLogger("snlu")
+MAX_PIECES = 512  # BERT's positions, [CLS] and [SEP] included
 
 
 class NERTask(Task):
@@ -50,10 +54,15 @@ class NERTask(Task):
     # ------------------------------------------------------------------ data
 
     def prepare_text(self, utt: Utterance) -> dict[str, Any]:
-        enc = self.tokenizer(utt.sentence, return_offsets_mapping=True, truncation=True, max_length=512)
+        enc = self.tokenizer(utt.sentence, return_offsets_mapping=True, truncation=True, max_length=MAX_PIECES)
         offsets = [tuple(o) for o in enc["offset_mapping"][1:-1]]  # word pieces between [CLS] and [SEP]
         if not offsets:
             raise DataError(utt.where, "the tokenizer produced no word pieces", field="sentence")
+        if len(offsets) == MAX_PIECES - 2 and offsets[-1][1] < len(utt.sentence.rstrip()):
+            # Longer than BERT can read: tag what fits (training skips such lines: data.max_chars).
+            log.warning("%s: field 'sentence': %d characters exceed BERT's %d word pieces: only characters "
+                        "[0, %d) are tagged, entities after them count as missed", utt.where, len(utt.sentence),
+                        MAX_PIECES, offsets[-1][1])
         char_tags = spans_to_bio(len(utt.sentence), utt.entities)
         return {
             "input_ids": torch.tensor(enc["input_ids"]),

@@ -35,10 +35,12 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __init__(self, lengths: list[float], batch_size: int, bucket_size: int, shuffle: bool, seed: int = 0):
         self.lengths, self.batch_size, self.bucket_size = lengths, batch_size, bucket_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.epoch, self.start = shuffle, seed, 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The batch order of ``epoch`` (a function of seed and epoch only); iteration begins at batch
+        ``start`` (a resumed run skips the batches it already trained on, without preparing them)."""
+        self.epoch, self.start = epoch, start
 
     def batches(self) -> list[list[int]]:
         order = list(range(len(self.lengths)))
@@ -56,7 +58,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return out
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
+        return iter(self.batches()[self.start :])
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size if not self.shuffle else len(self.batches())

@@ -19,20 +19,38 @@ import torch
 from snlu.errors import SnluError
 
 log = logging.getLogger("snlu")
-PACKAGES = ("torch", "torchaudio", "transformers", "pytorch-crf", "omegaconf", "seqeval", "safetensors", "snlu")
+PACKAGES = ("torch", "torchaudio", "transformers", "pytorch-crf", "omegaconf", "seqeval", "safetensors", "numpy",
+            "tensorboard", "snlu")
 
 
-def make_run_dir(output_dir: str | None, recipe: str) -> Path:
-    """``--output-dir`` as given (refused if non-empty), else ``runs/<recipe>-<timestamp>``."""
+def make_run_dir(output_dir: str | None, recipe: str, overwrite: bool = False) -> Path:
+    """``--output-dir`` as given, else ``runs/<recipe>-<timestamp>``. A non-empty folder is refused, or with
+    ``overwrite`` moved aside (:func:`move_aside`): nothing is ever deleted."""
     if output_dir:
         path = Path(output_dir)
-        if path.exists() and any(path.iterdir()):
-            raise SnluError(f"{path}: run directory is not empty (choose another --output-dir)")
     else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{Path(recipe).stem}-{stamp}"
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not overwrite:
+            raise SnluError(f"{path}: run directory is not empty (continue it with --resume {path}, move it "
+                            f"aside with --overwrite, or choose another --output-dir)")
+        move_aside(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def move_aside(path: Path, why: str = "--overwrite") -> Path:
+    """Rename ``path`` to ``<path>.old-<timestamp>[-N]`` (logged with ``why``), so a new run can start in its place."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target, n = path.with_name(f"{path.name}.old-{stamp}"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.old-{stamp}-{n}")
+    path.rename(target)
+    log.warning("%s: moved the existing %s aside to %s (delete it yourself when no longer needed)",
+                why, path, target)
+    return target
 
 
 def setup_logging(run_dir: Path | None = None, level: int = logging.INFO) -> None:
@@ -57,6 +75,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_deterministic(enabled: bool) -> None:
+    """``train.deterministic``: deterministic CUDA kernels and cuDNN algorithms (CPU kernels already are).
+
+    Kernels without a deterministic version warn instead of failing (``warn_only``): CTC's CUDA backward is
+    one of them, so a CUDA spoken-NER run with ``ctc_coef > 0`` is close to, not bit-for-bit, repeatable.
+    """
+    if not enabled:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (read when CUDA starts)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 def environment(seed: int, plugins: dict[str, dict[str, str]]) -> dict[str, Any]:
     """What a run records about how it was produced."""
     versions = {}
@@ -74,10 +106,24 @@ def environment(seed: int, plugins: dict[str, dict[str, str]]) -> dict[str, Any]
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda_version": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "git_commit": _git_commit(),
+        "git_dirty": _git_dirty(),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def _git_dirty() -> bool | None:
+    """Whether tracked files differ from the recorded commit (then the commit alone does not reproduce the run)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _git_commit() -> str | None:
