@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
@@ -55,3 +57,48 @@ class CTCHead(nn.Module):
                 prev = i
             out.append(ids)
         return out
+
+    @staticmethod
+    def decode(logits: Tensor, lengths: Tensor, beam_size: int = 1) -> list[list[int]]:
+        """Label ids per utterance: best path (``beam_size`` 1) or prefix beam search (``beam_size`` > 1)."""
+        if beam_size <= 1:
+            return CTCHead.greedy_decode(logits, lengths)
+        log_probs = logits.detach().float().log_softmax(-1).cpu()
+        return [prefix_beam_search(lp[:n], beam_size) for lp, n in zip(log_probs, lengths.tolist())]
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a if b == -math.inf else a + math.log1p(math.exp(b - a))
+
+
+def prefix_beam_search(log_probs: Tensor, beam_size: int, blank: int = CTCHead.blank) -> list[int]:
+    """The most probable label sequence of one utterance's (T, V) log-probabilities, by CTC prefix beam
+    search without a language model (Graves 2012, sec. 7.5; Hannun et al. 2014).
+
+    Each kept prefix carries its probability summed over all alignments, split into paths ending in blank
+    and paths ending in its last label (a repeated label needs a blank between). Per frame, prefixes are
+    extended by the ``beam_size`` most probable labels, then the ``beam_size`` best prefixes are kept (a beam
+    wide enough to keep every prefix makes the search exact).
+    """
+    neg = -math.inf
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, neg)}  # prefix -> (ends in blank, ends in label)
+    k = min(beam_size, log_probs.shape[1])
+    for row in log_probs:
+        top = [c for c in row.topk(k).indices.tolist() if c != blank]
+        lp = row.tolist()
+        nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [neg, neg])
+        for prefix, (b, nb) in beams.items():
+            total = _logaddexp(b, nb)
+            same = nxt[prefix]
+            same[0] = _logaddexp(same[0], total + lp[blank])  # a blank keeps the prefix
+            last = prefix[-1] if prefix else None
+            if last is not None:
+                same[1] = _logaddexp(same[1], nb + lp[last])  # the last label again, merged
+            for c in top:
+                ext = nxt[prefix + (c,)]
+                ext[1] = _logaddexp(ext[1], (b if c == last else total) + lp[c])  # a repeat only after a blank
+        best = sorted(nxt.items(), key=lambda kv: _logaddexp(*kv[1]), reverse=True)[:beam_size]
+        beams = {p: (v[0], v[1]) for p, v in best}
+    return list(max(beams.items(), key=lambda kv: _logaddexp(*kv[1]))[0])

@@ -43,3 +43,10 @@ def test_gradients_flow():
     out, _ = enc(torch.randn(2, 60, 40), torch.tensor([60, 40]))
     out.sum().backward()
     assert all(p.grad is not None for p in enc.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["transformer", "conformer"])
+def test_encoder_contract(name):
+    from snlu.testing import check_audio_encoder
+
+    check_audio_encoder(name, {"n_blocks": 2, "d_model": 32, "ffn_dim": 64}, invalid=[{"num_heads": 3}])

@@ -29,3 +29,10 @@ def test_shape_masking_and_gradients(name):
 def test_num_heads_must_divide_text_size():
     with pytest.raises(ValueError, match="num_heads"):
         FUSIONS.build("raw", 30, 16, 64, config={"num_heads": 4})
+
+
+@pytest.mark.parametrize("name", ["raw", "tokenized", "concat"])
+def test_fusion_contract(name):
+    from snlu.testing import check_fusion
+
+    check_fusion(name, {"num_heads": 4} if name != "concat" else {}, invalid=[{"dropout": 1.5}])

@@ -52,3 +52,10 @@ def test_crf_padding_does_not_change_loss_or_decode():
     alone = head.loss(x[1:, :3], tags[1:, :3], mask[1:, :3])
     both = head.loss(x_pad, tags, mask)
     torch.testing.assert_close(both, (head.loss(x[:1], tags[:1], mask[:1]) + alone) / 2)
+
+
+def test_head_contracts():
+    from snlu.testing import check_head
+
+    check_head("crf", invalid=[{"dropout": 1.5}])
+    check_head("ctc", kind="ctc")

@@ -55,3 +55,10 @@ def test_dpmask_falls_back_to_all_frames_when_infeasible():
     d = AUDIO_TOKENIZERS.build("dpmask")(frames, fl, logits, chars, cl)
     torch.testing.assert_close(a[0], d[0])
     assert torch.isfinite(d).all()
+
+
+@pytest.mark.parametrize("name", ["all", "dpmask"])
+def test_tokenizer_contract(name):
+    from snlu.testing import check_audio_tokenizer
+
+    check_audio_tokenizer(name, {"temperature": 2.0}, invalid=[{"temperature": 0.0}])

@@ -1,0 +1,416 @@
+"""Ablation sweeps: one base recipe, variants (grids and/or a named list of overrides), several seeds.
+
+A sweep file (YAML; recipe paths are relative to it)::
+
+    recipe: ../fusion_raw_all.yaml      # every variant starts from this recipe
+    seeds: [1, 2, 3]                    # each variant runs once per seed (the recipe's `seed`)
+    overrides: [train.epochs=5]         # key=value for every run of every variant
+    vars: {asr_run: runs/asr}           # `{asr_run}` in any override; snlu-sweep --var asr_run=DIR changes it
+    grid:                               # each combination is a variant (a list of mappings: several grids)
+      fusion.name: [raw, tokenized, concat]
+      audio_tokenizer.name: [all, dpmask]
+    variants:                           # named variants: their own overrides, optionally another recipe
+      text_only: {recipe: ../text_only.yaml}
+      audio_crf_coef=0: {overrides: [loss.audio_crf_coef=0]}
+
+A grid variant is named by its values on the axes with several values, joined by ``-``: the value alone
+for a ``*.name`` axis, ``leaf=value`` otherwise (``raw-all``, ``fusion_layer=2e-05``). A run's overrides
+are the file's ``overrides``, then the variant's, then those of the command line, then ``seed=N``.
+
+Each run is ``python -m snlu.cli.train RECIPE OVERRIDES --output-dir SWEEP_DIR/<variant>/seed<N>`` in
+its own process (a crash stays in its run), its output in ``SWEEP_DIR/logs/<variant>.seed<N>.log``. A run
+is complete when its ``metrics.json`` exists: a restarted sweep skips complete runs, and moves an
+incomplete run directory aside (``<dir>.old-<timestamp>``, logged) before starting it again. A failed run
+is reported and the others go on. ``SWEEP_DIR/sweep.json`` records every run's definition and outcome; a
+restart refuses to mix in complete runs that were made with other settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import difflib
+import itertools
+import json
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from snlu.config import read_yaml
+from snlu.errors import ConfigError, SnluError
+from snlu.training.run import move_aside
+
+log = logging.getLogger("snlu")
+KEYS = ("recipe", "seeds", "overrides", "vars", "grid", "variants")
+VARIANT_KEYS = ("recipe", "overrides")
+COMPLETE = "metrics.json"  # what makes a run complete
+RECORD = "sweep.json"
+VAR = re.compile(r"\{(\w+)\}")
+UNSAFE = re.compile(r"[^\w.=+-]")  # characters a variant name (a folder name) may not contain
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    recipe: Path  # absolute
+    overrides: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    variant: Variant
+    seed: int
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant.name}/seed{self.seed}"
+
+    @property
+    def overrides(self) -> list[str]:
+        return [*self.variant.overrides, f"seed={self.seed}"]
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / COMPLETE).is_file()
+
+    @property
+    def started(self) -> bool:
+        return self.dir.is_dir() and any(self.dir.iterdir())
+
+
+@dataclasses.dataclass
+class Sweep:
+    path: Path
+    variants: list[Variant]
+    seeds: list[int]
+
+    def runs(self, out: Path) -> list[Run]:
+        """Every run, seed by seed (a half-finished sweep already has whole seeds to compare)."""
+        return [Run(v, s, Path(out) / v.name / f"seed{s}") for s in self.seeds for v in self.variants]
+
+
+# ----------------------------------------------------------------------------- the sweep file
+
+
+def load_sweep(path: str | Path, variables: dict[str, str] | None = None, extra: list[str] | None = None) -> Sweep:
+    """Read and check a sweep file; ``variables`` replace its ``vars``, ``extra`` overrides go to every run."""
+    path = Path(path)
+    data = read_yaml(path.resolve())
+
+    def fail(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{path}: {key}: {msg}")
+
+    for key in data:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            raise fail(key, f"unknown key{f'; did you mean {close[0]}?' if close else ''} (valid: {', '.join(KEYS)})")
+    if not isinstance(data.get("recipe"), str):
+        raise fail("recipe", "expected the path of the base recipe (relative to the sweep file)")
+    base = _recipe(path, data["recipe"], "recipe", fail)
+    seeds = data.get("seeds", [1, 2, 3])
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise fail("seeds", f"expected a list of distinct non-negative integers, got {seeds!r}")
+    env = {str(k): None if v is None else _text(v) for k, v in (_mapping(data, "vars", fail) or {}).items()}
+    for name, value in (variables or {}).items():
+        if name not in env:  # a typo would leave the file's value in place, silently
+            raise ConfigError(f"--var {name}: {path} declares no such variable (vars: {', '.join(env) or 'none'})")
+        env[name] = value
+    common = _overrides(data.get("overrides"), "overrides", fail)
+    extra = _overrides(list(extra or []), "command-line overrides", fail)
+
+    variants: list[Variant] = []
+    grids = data.get("grid") or []
+    for i, grid in enumerate(grids if isinstance(grids, list) else [grids]):
+        key = f"grid[{i}]" if isinstance(grids, list) else "grid"
+        for name, over in _expand_grid(grid, key, fail):
+            variants.append(Variant(name, base, tuple(common + over)))
+    for name, spec in (_mapping(data, "variants", fail) or {}).items():
+        key = f"variants.{name}"
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            raise fail(key, "expected a mapping with `overrides` and/or `recipe`")
+        for k in spec:
+            if k not in VARIANT_KEYS:
+                raise fail(f"{key}.{k}", f"unknown key (valid: {', '.join(VARIANT_KEYS)})")
+        recipe = _recipe(path, spec["recipe"], f"{key}.recipe", fail) if spec.get("recipe") else base
+        variants.append(Variant(str(name), recipe, tuple(common + _overrides(spec.get("overrides"), key, fail))))
+    if not variants:  # no grid, no list: the base recipe alone, over the seeds
+        variants.append(Variant(base.stem, base, tuple(common)))
+
+    seen: set[str] = set()
+    for v in variants:
+        if UNSAFE.search(v.name) or v.name.startswith("."):
+            raise fail("variants", f"'{v.name}': a variant name may hold letters, digits and . _ = + - only")
+        if v.name in seen:
+            raise fail("variants", f"two variants are named '{v.name}' (names are run folders: make them unique)")
+        seen.add(v.name)
+    variants = [dataclasses.replace(v, overrides=tuple(_substitute(o, env, fail) for o in (*v.overrides, *extra)))
+                for v in variants]
+    return Sweep(path, variants, list(seeds))
+
+
+def _mapping(data: dict[str, Any], key: str, fail: Callable[[str, str], ConfigError]) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise fail(key, f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _recipe(sweep: Path, value: Any, key: str, fail: Callable[[str, str], ConfigError]) -> Path:
+    path = (sweep.resolve().parent / str(value)).resolve()
+    if not path.is_file():
+        raise fail(key, f"recipe not found: {path}")
+    return path
+
+
+def _overrides(value: Any, key: str, fail: Callable[[str, str], ConfigError]) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(o, str) and "=" in o for o in value):
+        raise fail(key, f"expected a list of key=value strings, got {value!r}")
+    return list(value)
+
+
+def _text(value: Any) -> str:
+    """A YAML scalar as OmegaConf's dotlist parses it back (``1e-05``, ``true``, ``null``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _expand_grid(grid: Any, key: str, fail: Callable[[str, str], ConfigError]) -> list[tuple[str, list[str]]]:
+    """The named variants of one grid (``{override key: [values]}``), in the order of the axes."""
+    if not isinstance(grid, dict) or not grid:
+        raise fail(key, "expected a mapping of override keys to lists of values")
+    for axis, values in grid.items():
+        if not isinstance(values, list) or not values or any(isinstance(v, (list, dict)) for v in values):
+            raise fail(f"{key}.{axis}", f"expected a non-empty list of values, got {values!r}")
+    axes = list(grid)
+    named = [a for a in axes if len(grid[a]) > 1] or axes  # single-valued axes name nothing, unless all are
+    out = []
+    for combo in itertools.product(*(grid[a] for a in axes)):
+        values = dict(zip(axes, (_text(v) for v in combo)))
+        parts = [values[a] if a.endswith(".name") else f"{a.rsplit('.', 1)[-1]}={values[a]}" for a in named]
+        out.append((UNSAFE.sub("_", "-".join(parts)), [f"{a}={values[a]}" for a in axes]))
+    return out
+
+
+def _substitute(override: str, env: dict[str, str | None], fail: Callable[[str, str], ConfigError]) -> str:
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise fail("vars", f"'{override}' uses {{{name}}}, which is not declared "
+                               f"(vars: {', '.join(env) or 'none'})")
+        if env[name] is None:
+            raise fail(f"vars.{name}", f"not set: give it with --var {name}=VALUE")
+        return env[name]
+
+    return VAR.sub(value, override)
+
+
+def validate(sweep: Sweep) -> None:
+    """Load and validate every variant's recipe now, so a typo fails before hours of runs, not during them."""
+    from snlu.config import load_recipe
+
+    for v in sweep.variants:
+        try:
+            load_recipe(v.recipe, [*v.overrides, "seed=0"])
+        except ConfigError as e:
+            raise ConfigError(f"{sweep.path}: variant {v.name}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def train_command(run: Run) -> list[str]:
+    """The training process of one run."""
+    return [sys.executable, "-m", "snlu.cli.train", str(run.variant.recipe), *run.overrides,
+            "--output-dir", str(run.dir)]
+
+
+@dataclasses.dataclass
+class Outcome:
+    run: Run
+    status: str  # complete (before this sweep), done, failed, interrupted, not started
+    returncode: int | None = None
+    minutes: float | None = None
+    error: str = ""
+
+
+class SweepRunner:
+    """Runs the incomplete runs of ``sweep`` in ``out``, ``jobs`` processes at a time."""
+
+    def __init__(self, sweep: Sweep, out: str | Path, jobs: int = 1,
+                 command: Callable[[Run], list[str]] = train_command):
+        if jobs < 1:
+            raise SnluError(f"--jobs: must be >= 1, got {jobs}")
+        self.sweep, self.out, self.jobs, self.command = sweep, Path(out), jobs, command
+        self.runs = sweep.runs(self.out)
+        self.lock = threading.Lock()
+        self.procs: dict[Run, subprocess.Popen] = {}
+        self.stopping = False
+        self.record: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ what would happen
+
+    def plan(self) -> list[tuple[Run, str]]:
+        """``(run, state)`` for every run: complete, incomplete (will be moved aside) or new."""
+        return [(r, "complete" if r.complete else "incomplete" if r.started else "new") for r in self.runs]
+
+    def describe(self) -> str:
+        lines = [f"{self.sweep.path}: {len(self.sweep.variants)} variants x {len(self.sweep.seeds)} seeds = "
+                 f"{len(self.runs)} runs in {self.out}"]
+        for run, state in self.plan():
+            note = "  (moved aside, then started again)" if state == "incomplete" else ""
+            lines.append(f"  [{state}] {run.name}: {shlex.join(self.command(run))}{note}")
+        return "\n".join(lines)
+
+    def check_record(self) -> None:
+        """Refuse to continue a sweep whose complete runs were made with other settings than the file's now."""
+        path = self.out / RECORD
+        if not path.is_file():
+            return
+        old = {r["name"]: r for r in json.loads(path.read_text(encoding="utf-8")).get("runs", [])}
+        changed = []
+        for run in self.runs:
+            before = old.get(run.name)
+            now = self.definition(run)
+            if run.complete and before and (before["recipe"], before["overrides"]) != (now["recipe"], now["overrides"]):
+                changed.append(f"{run.name} (was {before['recipe']} {' '.join(before['overrides'])}; "
+                               f"now {now['recipe']} {' '.join(now['overrides'])})")
+        if changed:
+            raise SnluError(f"{self.out}: {len(changed)} complete runs were made with other settings than the sweep's "
+                            f"now: {'; '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}. Use another "
+                            f"--output-dir, or move those run directories away to run them again")
+
+    def definition(self, run: Run) -> dict[str, Any]:
+        # the recipe relative to the sweep file: the record stays valid when the repository moves
+        return {"name": run.name, "variant": run.variant.name, "seed": run.seed,
+                "dir": os.path.relpath(run.dir, self.out),
+                "recipe": os.path.relpath(run.variant.recipe, self.sweep.path.resolve().parent),
+                "overrides": run.overrides}
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> list[Outcome]:
+        """Run what is not complete; one outcome per run, in the sweep's order."""
+        self.check_record()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "logs").mkdir(exist_ok=True)
+        outcomes = {r: Outcome(r, "complete") for r in self.runs if r.complete}
+        for r in self.runs:
+            self.record[r.name] = {**self.definition(r), "status": "complete" if r in outcomes else "pending"}
+        self.save_record()
+        todo = [r for r in self.runs if r not in outcomes]
+        log.info("sweep %s: %d runs, %d complete already (skipped), %d to run, %d at a time -> %s",
+                 self.sweep.path, len(self.runs), len(outcomes), len(todo), self.jobs, self.out)
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="sweep")
+        futures = {pool.submit(self.execute, r, i + 1, len(todo)): r for i, r in enumerate(todo)}
+        try:
+            for fut in as_completed(futures):
+                outcomes[futures[fut]] = fut.result()
+        except KeyboardInterrupt:
+            self.interrupt(pool)
+            raise
+        pool.shutdown()
+        return [outcomes[r] for r in self.runs]
+
+    def interrupt(self, pool: ThreadPoolExecutor) -> None:
+        """Ctrl-C: no new runs; each running one gets one SIGINT (it writes a checkpoint and stops)."""
+        self.stopping = True
+        log.warning("interrupted: stopping %d running runs; run the same command again to continue the sweep",
+                    len(self.procs))
+        self.signal(signal.SIGINT)
+        while True:
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+                return
+            except KeyboardInterrupt:  # again: the trainers stop at once
+                self.signal(signal.SIGINT)
+
+    def signal(self, signum: int) -> None:
+        with self.lock:
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signum)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("TQDM_DISABLE", "1")  # progress bars would fill the log files; train.log has the epochs
+        if self.jobs > 1:  # parallel runs would each start a thread per core
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
+        return env
+
+    def execute(self, run: Run, i: int, n: int) -> Outcome:
+        """One run in its own process, its output in the run's log file."""
+        if self.stopping:
+            return Outcome(run, "not started")
+        tag = f"[{i}/{n}] {run.name}"
+        if run.started:
+            log.warning("%s: incomplete (no %s): moving it aside to start again", tag, COMPLETE)
+            move_aside(run.dir, why=f"sweep {run.name}")
+        log_path = self.out / "logs" / f"{run.variant.name}.seed{run.seed}.log"
+        cmd = self.command(run)
+        log.info("%s: started (log %s)", tag, log_path)
+        started = time.perf_counter()
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
+            f.flush()
+            # a session of its own: a Ctrl-C reaches the sweep only, which passes exactly one SIGINT on
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=self.env(), start_new_session=True)
+            with self.lock:
+                self.procs[run] = proc
+            rc = proc.wait()
+            with self.lock:
+                del self.procs[run]
+        minutes = (time.perf_counter() - started) / 60
+        if rc == 0 and run.complete:
+            out = Outcome(run, "done", rc, minutes)
+            log.info("%s: done in %.1f min: %s", tag, minutes, summary(run.dir / COMPLETE))
+        else:
+            why = last_error(log_path) if rc else f"exited 0 without writing {COMPLETE}"
+            out = Outcome(run, "interrupted" if self.stopping else "failed", rc, minutes, why)
+            log.error("%s: %s (exit %s) after %.1f min: %s (log %s)", tag, out.status, rc, minutes, why, log_path)
+        with self.lock:
+            self.record[run.name].update(status=out.status, returncode=rc, minutes=round(minutes, 2),
+                                         error=out.error, log=os.path.relpath(log_path, self.out))
+            self.save_record()
+        return out
+
+    def save_record(self) -> None:
+        data = {"sweep": str(self.sweep.path.resolve()), "source": self.sweep.path.read_text(encoding="utf-8"),
+                "variants": [v.name for v in self.sweep.variants], "seeds": self.sweep.seeds,
+                "runs": list(self.record.values())}
+        tmp = self.out / f".{RECORD}.tmp"
+        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(self.out / RECORD)
+
+
+def summary(metrics_path: Path) -> str:
+    """``dev f1 0.5123, test f1 0.4987`` (or the CER of an ASR run) from a metrics.json."""
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    key = "f1" if "f1" in metrics.get("test", {}) else "cer"
+    return ", ".join(f"{split} {key} {metrics[split][key]:.4f}" for split in ("dev", "test")
+                     if key in metrics.get(split, {}))
+
+
+def last_error(log_path: Path) -> str:
+    """The ``error: ...`` line a failed snlu-train printed, else its last line."""
+    lines = [x.strip() for x in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    errors = [x for x in lines if x.startswith("error:") or "Error" in x.split(":", 1)[0]]
+    return (errors or lines or ["no output"])[-1][:300]

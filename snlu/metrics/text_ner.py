@@ -1,0 +1,48 @@
+"""Entity scores by text, for NER from speech alone, where the transcript is predicted too.
+
+Predicted entities lie in a predicted transcript, so their offsets mean nothing against the gold sentence.
+As in the speech-only NER literature (e.g. Ghannay et al. 2018; Yadav et al. 2020; Chen et al. 2022 on
+AISHELL-NER), an entity counts as correct when its text and its type equal those of a gold entity of the same
+utterance. Each utterance's entities are a multiset of ``(text, TYPE)``: an entity said twice must be found
+twice, and each gold entity matches at most one prediction. Micro precision/recall/F1 and per type, with
+the same output keys as ``snlu.metrics.ner.score_entities``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from snlu.metrics.ner import _prf
+
+TextEntity = tuple[str, str]  # (text, TYPE)
+
+
+def entity_texts(sentence: str, spans: Iterable[tuple[int, int, str]]) -> list[TextEntity]:
+    """``(sentence[start:end], TYPE)`` for each span."""
+    return [(sentence[s:e], str(t)) for s, e, t in spans]
+
+
+def score_entity_texts(gold: Sequence[Iterable[TextEntity]], pred: Sequence[Iterable[TextEntity]]) -> dict:
+    """Text-and-type entity scores; utterances are paired by position.
+
+    Returns ``{"precision", "recall", "f1", "gold", "pred", "correct", "per_type": {TYPE: {"precision",
+    "recall", "f1", "support"}}}`` (``support``: gold count of the type; 0/0 gives 0.0).
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"gold has {len(gold)} utterances but pred has {len(pred)}")
+    n_gold, n_pred, n_ok = Counter(), Counter(), Counter()
+    for g, p in zip(gold, pred):
+        gs = Counter((str(text), str(t)) for text, t in g)
+        ps = Counter((str(text), str(t)) for text, t in p)
+        for counts, total in ((gs, n_gold), (ps, n_pred), (gs & ps, n_ok)):  # &: multiset intersection
+            for (_, t), n in counts.items():
+                total[t] += n
+    tot_g, tot_p, tot_ok = sum(n_gold.values()), sum(n_pred.values()), sum(n_ok.values())
+    p, r, f = _prf(tot_ok, tot_p, tot_g)
+    per_type = {}
+    for typ in sorted(set(n_gold) | set(n_pred)):
+        tp, tr, tf = _prf(n_ok[typ], n_pred[typ], n_gold[typ])
+        per_type[typ] = {"precision": tp, "recall": tr, "f1": tf, "support": int(n_gold[typ])}
+    return {"precision": p, "recall": r, "f1": f, "gold": int(tot_g), "pred": int(tot_p), "correct": int(tot_ok),
+            "per_type": per_type}

@@ -1,0 +1,139 @@
+"""``e2e_ner``: named entities from speech alone, end to end: CTC over characters plus entity markers.
+
+Each entity of the transcript is wrapped in a pair of marker symbols of its type, and the speech encoder
+learns to emit them with the characters (Ghannay et al. 2018; Yadav et al. 2020)::
+
+    在北京表示  ->  在 <LOC 北 京 LOC> 表 示
+
+The markers are private-use characters (never in a transcript) added to the character vocabulary: type i
+of the sorted training types opens with U+E000 + 2i and closes with U+E001 + 2i (saved as markers.json).
+Decoding removes them: what remains is the transcript, and each open marker followed by its type's close
+marker with text between is an entity; a marker without its partner is dropped. Entities are flat (the
+outermost spans). Scored by entity text + type per utterance (``snlu.metrics.text_ner``), plus the CER of
+the transcript.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from snlu.config import positive
+from snlu.data.cnerta import Utterance
+from snlu.data.vocab import CharVocab
+from snlu.heads.ctc import CTCHead
+from snlu.metrics.cer import cer
+from snlu.metrics.text_ner import entity_texts, score_entity_texts
+from snlu.registry import TASKS
+from snlu.tasks.asr import ASRTask
+
+Span = tuple[int, int, str]
+Markers = dict[str, tuple[str, str]]  # TYPE -> (open, close)
+FIRST_MARKER = 0xE000  # Unicode private use area
+
+
+def make_markers(types: list[str]) -> Markers:
+    """One (open, close) pair of private-use characters per entity type, in sorted type order."""
+    return {t: (chr(FIRST_MARKER + 2 * i), chr(FIRST_MARKER + 2 * i + 1)) for i, t in enumerate(sorted(types))}
+
+
+def insert_markers(sentence: str, spans: list[Span], markers: Markers) -> str:
+    """The sentence with each (flat, non-overlapping) span wrapped in its type's markers."""
+    pieces, pos = [], 0
+    for start, end, etype in sorted(spans):
+        opening, closing = markers[etype]
+        pieces += [sentence[pos:start], opening, sentence[start:end], closing]
+        pos = end
+    return "".join([*pieces, sentence[pos:]])
+
+
+def strip_markers(tagged: str, markers: Markers) -> tuple[str, list[Span]]:
+    """The transcript without markers, and the entities of its well-formed marker pairs (offsets into it)."""
+    opens = {o: t for t, (o, _) in markers.items()}
+    closes = {c: t for t, (_, c) in markers.items()}
+    text: list[str] = []
+    spans: list[Span] = []
+    current: tuple[str, int] | None = None  # (type, start) of the open marker not closed yet
+    for ch in tagged:
+        if ch in opens:
+            current = (opens[ch], len(text))  # a second open marker replaces an unclosed one
+        elif ch in closes:
+            if current is not None and current[0] == closes[ch] and len(text) > current[1]:
+                spans.append((current[1], len(text), current[0]))
+            current = None
+        else:
+            text.append(ch)
+    return "".join(text), spans
+
+
+@dataclasses.dataclass
+class E2ENERConfig:
+    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam."""
+
+    beam_size: int = 1
+
+    def __post_init__(self) -> None:
+        positive(self, "beam_size")
+
+
+@TASKS.register("e2e_ner", config=E2ENERConfig)
+class E2ENERTask(ASRTask):
+    """Speech-only NER: audio encoder + CTC over characters and entity markers; scored by entity text + type."""
+
+    main_metric = "f1"
+    higher_is_better = True
+
+    def __init__(self, cfg: DictConfig, vocab: CharVocab, markers: Markers, load_weights: bool = True):
+        super().__init__(cfg, vocab, load_weights)
+        self.markers = dict(markers)
+        missing = [m for pair in self.markers.values() for m in pair if m not in vocab.stoi]
+        if missing:
+            raise ValueError(f"the vocabulary lacks entity markers {missing!r}")
+
+    @classmethod
+    def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> E2ENERTask:
+        markers = make_markers(sorted({t for u in train for _, _, t in u.entities}))
+        vocab = CharVocab.build(insert_markers(u.sentence, u.entities, markers) for u in train)
+        task = cls(cfg, vocab, markers)
+        task.fit(train)
+        return task
+
+    @classmethod
+    def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:
+        data = json.loads((folder / "markers.json").read_text(encoding="utf-8"))
+        return {"markers": {t: (o, c) for t, (o, c) in data.items()}}
+
+    def save_assets(self, out: Path) -> None:
+        super().save_assets(out)
+        (out / "markers.json").write_text(json.dumps(self.markers, ensure_ascii=False), encoding="utf-8")
+
+    def target(self, utt: Utterance) -> str:
+        return insert_markers(utt.sentence, utt.entities, self.markers)
+
+    def predict(self, batch: dict[str, Any]) -> list[tuple[str, list[Span]]]:
+        logits, lengths = self(batch)
+        ids = CTCHead.decode(logits, lengths, self.cfg.task.beam_size)
+        return [strip_markers(self.vocab.decode(i), self.markers) for i in ids]
+
+    def evaluate(self, utts: list[Utterance], preds: list[tuple[str, list[Span]]]) -> dict[str, Any]:
+        return score_predictions(utts, preds)
+
+    def format_prediction(self, utt: Utterance, pred: tuple[str, list[Span]]) -> dict[str, Any]:
+        return format_prediction(utt, pred)
+
+
+def score_predictions(utts: list[Utterance], preds: list[tuple[str, list[Span]]]) -> dict[str, Any]:
+    """Entity text + type scores of (transcript, entities) predictions against the gold, and the transcript CER."""
+    scores = score_entity_texts([entity_texts(u.sentence, u.entities) for u in utts],
+                                [entity_texts(text, spans) for text, spans in preds])
+    return {**scores, "cer": cer([u.sentence for u in utts], [text for text, _ in preds])["cer"]}
+
+
+def format_prediction(utt: Utterance, pred: tuple[str, list[Span]]) -> dict[str, Any]:
+    """The input line with ``prediction`` (the transcript) and ``entity`` (offsets into it) filled in."""
+    text, spans = pred
+    return {**utt.record, "prediction": text, "entity": [[s, e, text[s:e], t] for s, e, t in spans]}

@@ -1,0 +1,42 @@
+"""The ``asr`` task on its own: a tiny model overfits one utterance, and both decoders (best path and prefix
+beam search, ``task.beam_size``) then read its transcript back with a CER of 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from snlu.config import load_recipe
+from snlu.data.cnerta import AudioIndex, read_cnerta
+from snlu.inference import predict_utterances
+from snlu.registry import TASKS
+
+RECIPE = Path(__file__).parents[2] / "recipes" / "asr_pretrain.yaml"
+SMALL = ["frontend.num_mel_bins=20", "frontend.specaug.enabled=false", "audio_encoder.n_blocks=1",
+         "audio_encoder.d_model=32", "audio_encoder.ffn_dim=128", "audio_encoder.dropout=0"]
+
+
+def test_tiny_overfit_decodes_with_zero_cer(demo_dir, demo_overrides):
+    train = read_cnerta(demo_dir / "train.jsonl", AudioIndex(demo_dir / "wav"))
+    utts = [min(train, key=lambda u: u.duration)]  # the shortest: quickest to memorise
+    cfg = load_recipe(RECIPE, [*demo_overrides, *SMALL])
+    torch.manual_seed(0)
+    task = TASKS.get("asr").cls.from_data(cfg, utts)
+    batch = task.collate([task.prepare(u) for u in utts])
+    before = task.evaluate(utts, predict_utterances(task, utts, 1, "cpu", progress=False))
+    assert before["cer"] > 0.5 and before["chars"] == len(utts[0].sentence)
+    optimizer = torch.optim.Adam(task.parameters(), lr=5e-3)
+    for step in range(150):
+        task.train()
+        loss, terms = task.training_step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 10 == 9 and task.evaluate(utts, predict_utterances(task, utts, 1, "cpu", progress=False))["cer"] == 0:
+            break
+    greedy = predict_utterances(task, utts, 1, "cpu", progress=False)
+    assert greedy == [utts[0].sentence] and task.evaluate(utts, greedy) == {"cer": 0.0, "errors": 0,
+                                                                             "chars": len(utts[0].sentence)}
+    task.cfg.task.beam_size = 4
+    assert predict_utterances(task, utts, 1, "cpu", progress=False) == [utts[0].sentence]
