@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from snlu.cli.common import run_main
 from snlu.config import load_recipe
 from snlu.errors import ConfigError, SnluError
+from snlu.inference import write_predictions
 from snlu.plugins import LOADED
 from snlu.registry import DATASETS, TASKS
 from snlu.training import checkpoint
@@ -117,9 +118,7 @@ def run(cfg: DictConfig, run_dir: Path, resumed: bool) -> int:
     dev = trainer.fit(splits["train"], splits["dev"])
     trainer.load_best()
     test, preds = trainer.evaluate(splits["test"], desc="test")
-    with open(run_dir / "test_predictions.jsonl", "w", encoding="utf-8") as f:
-        for utt, pred in zip(splits["test"], preds):
-            f.write(json.dumps(task.format_prediction(utt, pred), ensure_ascii=False) + "\n")
+    write_predictions(run_dir / "test_predictions.jsonl", task, splits["test"], preds)
     minutes = (time.perf_counter() - started) / 60
     metrics = {"dev": dev, "test": test, "minutes": round(minutes, 2)}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False))

@@ -35,18 +35,16 @@ def score_entities(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]
         n_gold.update(t for _, _, t in gs)
         n_pred.update(t for _, _, t in ps)
         n_ok.update(t for _, _, t in gs & ps)
+    return report(n_gold, n_pred, n_ok)
+
+
+def report(n_gold: Counter, n_pred: Counter, n_ok: Counter) -> dict:
+    """Micro and per-type precision/recall/F1 from per-type counts of gold, predicted and correct entities."""
     tot_g, tot_p, tot_ok = sum(n_gold.values()), sum(n_pred.values()), sum(n_ok.values())
     p, r, f = _prf(tot_ok, tot_p, tot_g)
     per_type = {}
     for typ in sorted(set(n_gold) | set(n_pred)):
         tp, tr, tf = _prf(n_ok[typ], n_pred[typ], n_gold[typ])
         per_type[typ] = {"precision": tp, "recall": tr, "f1": tf, "support": int(n_gold[typ])}
-    return {
-        "precision": p,
-        "recall": r,
-        "f1": f,
-        "gold": int(tot_g),
-        "pred": int(tot_p),
-        "correct": int(tot_ok),
-        "per_type": per_type,
-    }
+    return {"precision": p, "recall": r, "f1": f, "gold": int(tot_g), "pred": int(tot_p), "correct": int(tot_ok),
+            "per_type": per_type}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from snlu.metrics.ner import _prf
+from snlu.metrics.ner import report
 
 TextEntity = tuple[str, str]  # (text, TYPE)
 
@@ -38,11 +38,4 @@ def score_entity_texts(gold: Sequence[Iterable[TextEntity]], pred: Sequence[Iter
         for counts, total in ((gs, n_gold), (ps, n_pred), (gs & ps, n_ok)):  # &: multiset intersection
             for (_, t), n in counts.items():
                 total[t] += n
-    tot_g, tot_p, tot_ok = sum(n_gold.values()), sum(n_pred.values()), sum(n_ok.values())
-    p, r, f = _prf(tot_ok, tot_p, tot_g)
-    per_type = {}
-    for typ in sorted(set(n_gold) | set(n_pred)):
-        tp, tr, tf = _prf(n_ok[typ], n_pred[typ], n_gold[typ])
-        per_type[typ] = {"precision": tp, "recall": tr, "f1": tf, "support": int(n_gold[typ])}
-    return {"precision": p, "recall": r, "f1": f, "gold": int(tot_g), "pred": int(tot_p), "correct": int(tot_ok),
-            "per_type": per_type}
+    return report(n_gold, n_pred, n_ok)
