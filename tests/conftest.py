@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -55,3 +56,15 @@ def random_run(tmp_path_factory, tiny, demo_overrides):
     recipe = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
     assert main([str(recipe), *tiny, *demo_overrides, *lrs, "--output-dir", str(run)]) == 0
     return run
+
+
+@pytest.fixture
+def snlu_log(caplog):
+    """The ``snlu`` logger's records (it does not propagate to the root logger once a run set it up)."""
+    logger = logging.getLogger("snlu")
+    logger.addHandler(caplog.handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(old)

@@ -6,7 +6,6 @@ The trainer knows nothing about fusions or tokenizers; tasks know nothing about 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import Utterance
 from snlu.data.vocab import CharVocab
+from snlu.encoders.audio import padding_mask
 from snlu.errors import ConfigError, DataError, SnluError
 from snlu.registry import Registry
 
@@ -36,9 +36,8 @@ def pad(seqs: list[Tensor], value: float = 0) -> Tensor:
 
 
 def lengths_mask(lengths: Tensor, size: int | None = None) -> Tensor:
-    """(B,) lengths -> (B, size) bool mask, True on real positions."""
-    size = int(lengths.max()) if size is None else size
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+    """(B,) lengths -> (B, size) bool mask, True on real positions (size defaults to the longest)."""
+    return padding_mask(lengths, int(lengths.max()) if size is None else size)
 
 
 class Task(nn.Module):
@@ -262,6 +261,3 @@ def check_weights(folder: Path, task: Task) -> None:
         raise SnluError(f"{path}: weights do not match the model of {folder / 'config.yaml'} "
                         f"({key} is {shape} there, {mine} in the model)")
 
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -133,17 +132,6 @@ variants:
   bad: {overrides: [train.epochs=7]}
 """
 
-
-@pytest.fixture
-def snlu_log(caplog):
-    """The snlu logger does not propagate to the root (where caplog listens) once setup_logging ran."""
-    logger = logging.getLogger("snlu")
-    logger.addHandler(caplog.handler)
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.setLevel(old)
 
 
 def stand_in(calls: Path):

@@ -3,7 +3,6 @@ no BERT, and faults injected on request (non-finite loss or gradient, CUDA out o
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -105,14 +104,3 @@ def toy(tmp_path):
 
     return make
 
-
-@pytest.fixture
-def snlu_log(caplog):
-    """The ``snlu`` logger's records (it does not propagate to the root logger once a run set it up)."""
-    logger = logging.getLogger("snlu")
-    logger.addHandler(caplog.handler)
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.setLevel(old)
