@@ -3,6 +3,8 @@
 ``cnerta`` and ``aishell`` check every line first (see snlu/data/validate.py), write a report
 (``validation.json``, ``validation.md``) and then the manifests, vocabulary, CMVN and statistics
 (see snlu/data/manifest.py). ``--strict`` stops (exit 2) if any utterance would be skipped.
+``--features`` also computes the fbank features of every split once, in parallel, into ``OUT/features``
+(train with ``data.feature_cache=OUT/features``; see snlu/data/features.py).
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from pathlib import Path
 
 from snlu.cli.common import run_main
 from snlu.data.aishell import aishell_lines
-from snlu.data.cnerta import SPLITS, AudioIndex, read_lines
+from snlu.data.cnerta import SPLITS, AudioIndex, read_cnerta, read_lines
 from snlu.data.demo import DEFAULT_SIZES, MAX_CHARS, MIN_CHARS, build_demo_corpus, ensure_demo_corpus
-from snlu.data.manifest import write_prepared
+from snlu.data.manifest import write_features, write_prepared
 from snlu.data.validate import CheckOptions, Report, Validator
 from snlu.training.run import setup_logging
 
 SHOWN = 20  # problems printed on the console; the report lists all
 
 
+def _feature_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", action="store_true",
+                   help="also cache the 40-bin fbank features of every split in OUT/features "
+                        "(train with data.feature_cache=OUT/features)")
+    p.add_argument("--feature-workers", type=int, default=None, metavar="N",
+                   help="processes computing the features (default: one per CPU)")
+
+
 def _check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (manifests, vocab, CMVN, stats, report)")
+    _feature_options(p)
     p.add_argument("--strict", action="store_true", help="exit 2 if any utterance would be skipped")
     p.add_argument("--refuse-resample", action="store_true",
                    help="a sample rate other than 16 kHz is an error (default: resample, with a warning)")
@@ -45,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--min-chars", type=int, default=MIN_CHARS)
     demo.add_argument("--max-chars", type=int, default=MAX_CHARS)
+    _feature_options(demo)
 
     cnerta = sub.add_parser("cnerta", help="check the released CNERTA files and write training manifests")
     cnerta.add_argument("--jsonl-dir", required=True, help="folder of the train/dev/test JSONL files")
@@ -82,6 +94,9 @@ def demo(args: argparse.Namespace) -> int:
     meta = json.loads((out / "demo.json").read_text(encoding="utf-8"))
     print(f"{out}: " + ", ".join(f"{k} {v} utterances ({meta['audio_seconds'][k] / 60:.1f} min)"
                                  for k, v in meta["counts"].items()))
+    if args.features:  # the demo's splits exactly as the cnerta dataset reads them
+        splits = {s: read_cnerta(out / f"{s}.jsonl", AudioIndex(out / "wav")) for s in SPLITS}
+        print(f"features: {write_features(out / 'features', splits, args.feature_workers)}")
     return 0
 
 
@@ -99,7 +114,7 @@ def cnerta(args: argparse.Namespace) -> int:
     for split, name in zip(SPLITS, (args.train, dev, args.test)):
         path = root / name
         results[split] = validator.check_split(split, path, enumerate(read_lines(path), start=1))
-    return _finish(validator.report(results), Path(args.out), args.strict)
+    return _finish(validator.report(results), Path(args.out), args)
 
 
 def aishell(args: argparse.Namespace) -> int:
@@ -108,10 +123,10 @@ def aishell(args: argparse.Namespace) -> int:
     for problem in unmatched:
         validator.add(problem)
     results = {split: validator.check_split(split, transcript, lines[split]) for split in SPLITS}
-    return _finish(validator.report(results), Path(args.out), args.strict)
+    return _finish(validator.report(results), Path(args.out), args)
 
 
-def _finish(report: Report, out: Path, strict: bool) -> int:
+def _finish(report: Report, out: Path, args: argparse.Namespace) -> int:
     """Print the summary and the first problems, then write everything (raises under --strict)."""
     print(report.summary_table())
     for problem in report.problems[:SHOWN]:
@@ -119,10 +134,12 @@ def _finish(report: Report, out: Path, strict: bool) -> int:
     if len(report.problems) > SHOWN:
         print(f"  ... {len(report.problems) - SHOWN} more")
     print(f"report: {out / 'validation.md'}")
-    stats = write_prepared(out, report, strict)
+    stats = write_prepared(out, report, args.strict, args.features, args.feature_workers)
     for split, s in stats.items():
         entities = ", ".join(f"{t} {n}" for t, n in s["entities"].items()) or "no entities"
         print(f"{split}: {s['utterances']} utterances, {s['hours']:.2f} h, {entities} -> {out / f'{split}.jsonl'}")
+    if args.features:
+        print(f"features: {out / 'features'} (train with data.feature_cache={out / 'features'})")
     return 0
 
 

@@ -5,7 +5,8 @@ One utterance per line (DESIGN.md)::
     {"sentence": "...", "audio": ["BAC009S0706W0384"], "entity": [[0, 6, "...", "ORG"]], "speaker_info": [...]}
 
 Every error names the file, the line and the field. With no paths set the dataset is the built-in
-demo corpus (built on first use), so every recipe runs out of the box.
+demo corpus (built on first use), so every recipe runs out of the box. With ``feature_cache`` set, the
+utterances' features come from a feature cache (snlu/data/features.py) instead of their audio.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
@@ -24,6 +25,9 @@ from snlu.data.demo import DEFAULT_SIZES, ensure_demo_corpus
 from snlu.data.labels import flatten_outermost_counted
 from snlu.errors import DataError
 from snlu.registry import DATASETS
+
+if TYPE_CHECKING:
+    from snlu.data.features import FeatureCache
 
 log = logging.getLogger("snlu")
 SPLITS = ("train", "dev", "test")
@@ -43,6 +47,8 @@ class Utterance:
     where: str  # "file:line", for messages
     # Pre-loaded 16 kHz samples (the Python API's in-memory audio); None: read ``audio`` when needed.
     wave: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    # The dataset's feature cache (``data.feature_cache``); None: compute the features from the audio.
+    features: FeatureCache | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class AudioIndex:
@@ -202,10 +208,14 @@ class CnertaConfig:
     max_frames: int = 1468  # training utterances longer than this are skipped (and counted)
     max_chars: int = 50  # training sentences longer than this are skipped (and counted)
     limit: int | None = None  # use only the first N utterances of each split (quick runs)
+    feature_cache: str | None = None  # folder of cached features (built or rebuilt there when missing or stale)
+    feature_workers: int | None = None  # processes that build the cache (null: one per CPU)
     demo: DemoSizes = dataclasses.field(default_factory=DemoSizes)
 
     def __post_init__(self) -> None:
         positive(self, "max_frames", "max_chars")
+        if self.feature_workers is not None:
+            positive(self, "feature_workers")
         if self.flatten != "outermost":
             raise ValueError(f"flatten: only 'outermost' is implemented, got '{self.flatten}'")
         given = [s for s in SPLITS if getattr(self, s)]
@@ -250,6 +260,12 @@ class CnertaData:
             log.info("%s: %d utterances from %s (%d nested spans flattened away)", split, len(utts), path, dropped)
             splits[split] = utts
         splits["train"] = self._filter_long(splits["train"])
+        if with_audio and self.cfg.feature_cache:
+            from snlu.data.features import FeatureCache  # numpy/torch only when a cache is used
+
+            cache = FeatureCache(self.cfg.feature_cache, self.cfg.feature_workers)
+            for split, utts in splits.items():
+                cache.add(split, utts)
         return splits
 
     def _filter_long(self, utts: list[Utterance]) -> list[Utterance]:

@@ -5,7 +5,9 @@ Layout of ``out``::
     train.jsonl dev.jsonl test.jsonl   one usable utterance a line: the CNERTA fields + "path", "duration"
     wav/<id>.wav                       16 kHz mono copies of audio that had another rate or channels
     vocab.json                         CharVocab of the training transcripts
-    cmvn.json                          global mean/std of 40-bin fbank over train (the model's cmvn.json format)
+    cmvn.json                          global mean/std of 40-bin fbank over train (the model's cmvn.json format
+                                       + "settings"; training reads it with frontend.cmvn=out/cmvn.json)
+    features/fbank-<hash>/             with --features: the feature cache (data.feature_cache=out/features)
     stats.json lengths.png             utterances, hours, entities per type; length histograms
     validation.json validation.md      every problem found, with its file and line
 
@@ -26,6 +28,7 @@ from tqdm import tqdm
 
 from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
 from snlu.data.cnerta import Utterance
+from snlu.data.features import FeatureCache
 from snlu.data.validate import Report
 from snlu.data.vocab import CharVocab
 from snlu.errors import DataError
@@ -53,11 +56,25 @@ def convert_audio(utts: list[Utterance], ids: set[str], wav_dir: Path) -> None:
         u.audio, u.duration = str(target.resolve()), len(audio) / SAMPLE_RATE
 
 
-def write_cmvn(path: Path, utts: list[Utterance]) -> None:
-    """Global CMVN over ``utts`` with the recipes' fbank (40 bins, 25/10 ms)."""
+def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None) -> Path:
+    """The feature cache of every split with the recipes' fbank, in ``out``; returns its settings folder."""
+    cache = FeatureCache(out, workers)
+    for split, utts in splits.items():
+        cache.add(split, utts)
+    return cache.ensure(Fbank(FbankConfig(num_mel_bins=40)))
+
+
+def write_cmvn(path: Path, utts: list[Utterance], features: Path | None = None) -> None:
+    """Global CMVN over ``utts`` with the recipes' fbank (40 bins, 25/10 ms); from the sums in the feature
+    cache's train index when ``features`` (its settings folder) is given, else from the audio."""
     fbank = Fbank(FbankConfig(num_mel_bins=40))
-    fbank.fit_cmvn(fbank.featurize(read_wav(u.audio)) for u in tqdm(utts, desc="CMVN", leave=False, mininterval=1.0))
-    fbank.save_cmvn(path)
+    index = json.loads((features / "train.json").read_text(encoding="utf-8")) if features is not None else {}
+    if set(index.get("utterances", ())) == {u.audio for u in utts}:  # (a cache built for more: recompute)
+        fbank.cmvn_from_sums(index["sum"], index["sumsq"], index["frames"])
+    else:
+        fbank.fit_cmvn(fbank.featurize(read_wav(u.audio))
+                       for u in tqdm(utts, desc="CMVN", leave=False, mininterval=1.0))
+    fbank.save_cmvn(path, with_settings=True)
 
 
 def _summary(values: list[float], digits: int) -> dict[str, float]:
@@ -100,8 +117,10 @@ def plot_lengths(path: Path, splits: dict[str, list[Utterance]]) -> None:
     fig.savefig(path, dpi=100)
 
 
-def write_prepared(out: Path, report: Report, strict: bool) -> dict:
-    """Write the report, then (unless ``strict`` and there are errors) everything else; return the stats."""
+def write_prepared(out: Path, report: Report, strict: bool, features: bool = False,
+                   workers: int | None = None) -> dict:
+    """Write the report, then (unless ``strict`` and there are errors) everything else, with ``features``
+    the feature cache (``workers`` processes); return the stats."""
     out.mkdir(parents=True, exist_ok=True)
     report.write(out)
     if strict and report.errors:
@@ -116,7 +135,8 @@ def write_prepared(out: Path, report: Report, strict: bool) -> dict:
         convert_audio(r.utterances, r.convert, out / "wav")
         write_manifest(out / f"{split}.jsonl", r.utterances)
     CharVocab.build(u.sentence for u in splits["train"]).save(out / "vocab.json")
-    write_cmvn(out / "cmvn.json", splits["train"])
+    folder = write_features(out / "features", splits, workers) if features else None
+    write_cmvn(out / "cmvn.json", splits["train"], folder)
     stats = corpus_stats(splits)
     (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1), encoding="utf-8")
     plot_lengths(out / "lengths.png", splits)

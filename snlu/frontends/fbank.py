@@ -1,16 +1,21 @@
 """Kaldi filterbank features, per-utterance or global CMVN, and SpecAugment in training only.
 
-Feature extraction (``featurize``) runs per utterance in the data-loader workers; the module's
-``forward`` normalises and augments a padded batch on the model's device, so SpecAugment draws
-new masks every step and never touches dev/test.
+Feature extraction (``featurize``) runs per utterance in the data-loader workers (or once, into the
+feature cache: snlu/data/features.py, keyed by ``feature_settings``); the module's ``forward`` normalises
+and augments a padded batch on the model's device, so SpecAugment draws new masks every step and never
+touches dev/test. Global CMVN comes from the training set, or from a file (``cmvn``: the ``cmvn.json``
+that ``snlu-prepare`` writes, or a model folder's).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,8 +23,10 @@ import torchaudio
 from torch import Tensor, nn
 
 from snlu.config import in_range, positive
+from snlu.errors import ConfigError
 from snlu.registry import AUDIO_FRONTENDS
 
+log = logging.getLogger("snlu")
 SAMPLE_RATE = 16000
 
 
@@ -48,12 +55,18 @@ class FbankConfig:
     frame_shift_ms: float = 10.0
     dither: float = 0.0
     norm: str = "utterance"  # utterance (reference) | global (CMVN from the training set) | none
+    cmvn: str | None = None  # with norm: global, read the statistics from this cmvn.json instead of computing them
     specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
         positive(self, "num_mel_bins", "frame_length_ms", "frame_shift_ms")
         if self.norm not in ("utterance", "global", "none"):
             raise ValueError(f"norm: expected utterance, global or none, got '{self.norm}'")
+        if self.cmvn is not None:
+            if self.norm != "global":
+                raise ValueError(f"cmvn: statistics are used only with norm: global (norm is '{self.norm}')")
+            if not Path(self.cmvn).is_file():
+                raise ValueError(f"cmvn: file not found: {self.cmvn}")
 
 
 @AUDIO_FRONTENDS.register("fbank", config=FbankConfig)
@@ -80,6 +93,13 @@ class Fbank(nn.Module):
             sample_frequency=SAMPLE_RATE,
         )
 
+    def feature_settings(self) -> dict[str, Any]:
+        """Everything ``featurize``'s output depends on (the feature cache's key, recorded in cmvn.json)."""
+        c = self.cfg
+        return {"frontend": "fbank", "sample_rate": SAMPLE_RATE, "num_mel_bins": c.num_mel_bins,
+                "frame_length_ms": c.frame_length_ms, "frame_shift_ms": c.frame_shift_ms, "dither": c.dither,
+                "energy_floor": 0.0, "scale": 32768.0}
+
     def num_frames(self, num_samples: int) -> int:
         """Frames ``featurize`` gives for ``num_samples`` (Kaldi snip_edges=True)."""
         win = int(SAMPLE_RATE * self.cfg.frame_length_ms / 1000)
@@ -94,10 +114,14 @@ class Fbank(nn.Module):
             total += f.sum(0)
             sq += (f * f).sum(0)
             n += f.shape[0]
+        return self.cmvn_from_sums(total, sq, n)
+
+    def cmvn_from_sums(self, total: Any, sq: Any, n: int) -> dict[str, list[float]]:
+        """Global mean/std from the per-bin sum and squared sum of ``n`` frames; stored as buffers."""
         if n == 0:
             raise ValueError("fit_cmvn: no frames")
-        mean = total / n
-        std = (sq / n - mean * mean).clamp_min(1e-10).sqrt()
+        mean = torch.as_tensor(total, dtype=torch.float64) / n
+        std = (torch.as_tensor(sq, dtype=torch.float64) / n - mean * mean).clamp_min(1e-10).sqrt()
         self.cmvn_mean.copy_(mean.float())
         self.cmvn_std.copy_(std.float())
         return self.cmvn_stats()
@@ -105,8 +129,32 @@ class Fbank(nn.Module):
     def cmvn_stats(self) -> dict[str, list[float]]:
         return {"mean": self.cmvn_mean.tolist(), "std": self.cmvn_std.tolist()}
 
-    def save_cmvn(self, path: Path) -> None:
-        path.write_text(json.dumps(self.cmvn_stats()))
+    def save_cmvn(self, path: Path, with_settings: bool = False) -> None:
+        """``{"mean", "std"}`` (a model folder's cmvn.json); ``with_settings`` adds the features' settings."""
+        stats: dict[str, Any] = self.cmvn_stats()
+        if with_settings:
+            stats["settings"] = self.feature_settings()
+        path.write_text(json.dumps(stats))
+
+    def load_cmvn(self, path: Path, key: str = "frontend.cmvn") -> None:
+        """Global mean/std from a cmvn.json; one line naming ``key`` and the file when it does not fit."""
+        try:
+            stats = json.loads(Path(path).read_text(encoding="utf-8"))
+            mean, std = (torch.tensor(stats[k], dtype=torch.float64) for k in ("mean", "std"))
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise ConfigError(f"{key}: {path}: not a cmvn.json with 'mean' and 'std' lists ({e})") from None
+        if mean.shape != (self.dim,) or std.shape != (self.dim,):
+            raise ConfigError(f"{key}: {path}: statistics of dimension {list(mean.shape)}/{list(std.shape)}, "
+                              f"the frontend has num_mel_bins={self.dim}")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise ConfigError(f"{key}: {path}: statistics must be finite with std > 0")
+        mine = self.feature_settings()
+        differ = {k: (v, mine.get(k)) for k, v in (stats.get("settings") or {}).items() if not _same(v, mine.get(k))}
+        if differ:
+            log.warning("%s: %s was computed with other frontend settings: %s", key, path,
+                        ", ".join(f"{k} {a} (frontend: {b})" for k, (a, b) in differ.items()))
+        self.cmvn_mean.copy_(mean.float())
+        self.cmvn_std.copy_(std.float())
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """(B, T, F) padded features -> normalised (and, in training, masked) features."""
@@ -122,6 +170,12 @@ class Fbank(nn.Module):
         if self.training and self.cfg.specaug.enabled:
             feats = spec_augment(feats, lengths, self.cfg.specaug)
         return feats
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b)
+    return a == b
 
 
 def _random_masks(size: int, n: int, max_width: Tensor, extent: Tensor, gen_device: torch.device) -> Tensor:

@@ -71,13 +71,21 @@ class Task(nn.Module):
         return {}
 
     def fit(self, train: list[Utterance]) -> None:
-        """Statistics computed once on the training set before training (e.g. global CMVN)."""
+        """Once before training: check (or build) the dataset's feature cache for this frontend, then global
+        CMVN from ``frontend.cmvn`` or the training set."""
         frontend = getattr(self, "frontend", None)
+        cache = train[0].features if train else None
+        if frontend is not None and cache is not None:
+            cache.ensure(frontend)  # every split of the dataset, here in the main process, before any worker
         if frontend is not None and frontend.cfg.norm == "global":
-            from tqdm import tqdm
+            if getattr(frontend.cfg, "cmvn", None):
+                frontend.load_cmvn(Path(frontend.cfg.cmvn))
+                log.info("global CMVN: read from %s", frontend.cfg.cmvn)
+            else:
+                from tqdm import tqdm
 
-            frontend.fit_cmvn(frontend.featurize(read_wav(u.audio))
-                              for u in tqdm(train, desc="global CMVN", leave=False, mininterval=1.0))
+                frontend.fit_cmvn(self.audio_features(u)[0]
+                                  for u in tqdm(train, desc="global CMVN", leave=False, mininterval=1.0))
         init = self.cfg.get("audio_encoder", {}).get("init_from")
         if init:
             self.init_audio_from(Path(init))
@@ -97,12 +105,22 @@ class Task(nn.Module):
 
     # ------------------------------------------------------------------ data
 
-    def prepare_audio(self, utt: Utterance) -> Tensor:
+    def audio_features(self, utt: Utterance) -> tuple[Tensor, int]:
+        """(T, F) features of the utterance and its number of samples: read from the dataset's feature cache
+        when it has one (``utt.features``), else computed from the in-memory wave or the audio file."""
+        if utt.features is not None and utt.wave is None:
+            return utt.features.load(utt, self.frontend)
         wave = utt.wave if utt.wave is not None else read_wav(utt.audio)
-        if self.frontend.num_frames(len(wave)) < MIN_FRAMES:
-            raise DataError(utt.where, f"audio {utt.audio or '(array)'} has {len(wave)} samples: too short for the "
+        if self.frontend.num_frames(len(wave)) == 0:  # shorter than one window: no frames
+            return torch.zeros(0, self.frontend.dim), len(wave)
+        return self.frontend.featurize(wave), len(wave)
+
+    def prepare_audio(self, utt: Utterance) -> Tensor:
+        feats, samples = self.audio_features(utt)
+        if feats.shape[0] < MIN_FRAMES:
+            raise DataError(utt.where, f"audio {utt.audio or '(array)'} has {samples} samples: too short for the "
                             f"encoder (truncated file?)", field="audio")
-        return self.frontend.featurize(wave)  # (T, F)
+        return feats  # (T, F)
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
         """One utterance -> tensors (runs in data-loader workers)."""
@@ -186,6 +204,8 @@ class Task(nn.Module):
                 cfg.text_encoder.pretrained = str(folder / "text_encoder")
             if "audio_encoder" in cfg:
                 cfg.audio_encoder.init_from = None
+            if "cmvn" in cfg.get("frontend", {}):  # the statistics are in the weights (buffers)
+                cfg.frontend.cmvn = None
         except SnluError as e:
             raise SnluError(f"{folder / 'config.yaml'}: {e}") from None
         except Exception as e:  # yaml and OmegaConf errors: unreadable or not a model config

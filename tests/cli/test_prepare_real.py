@@ -22,6 +22,7 @@ from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.data.vocab import CharVocab
 from snlu.errors import DataError
 from snlu.frontends.fbank import Fbank, FbankConfig
+from snlu.tasks.base import Task
 
 ASSETS = Path(importlib.util.find_spec("s3tokenizer").submodule_search_locations[0]) / "assets"
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -227,3 +228,37 @@ def test_prepared_manifests_train_a_recipe(tmp_path, tiny):
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["f1"] <= 1.0 and metrics["test"]["per_type"]
     assert len((run / "test_predictions.jsonl").read_text().splitlines()) == 2
+
+
+def test_prepared_features_and_cmvn_train_as_the_audio_does(tmp_path, tiny):
+    """``--features`` caches every split (CMVN from the same pass equals the audio's); training one epoch
+    with ``data.feature_cache`` and ``frontend.cmvn`` reads both and matches a run on the audio."""
+    corpus = FakeCnerta.build(tmp_path / "c", "flat")
+    out = tmp_path / "out"
+    assert prepare(corpus.args(out, "--features", "--feature-workers", "2")) == 0
+    (folder,) = (out / "features").glob("fbank-*")
+    assert {p.name for p in folder.glob("*.json")} == {"settings.json", "train.json", "dev.json", "test.json"}
+    train_utts = read_cnerta(out / "train.jsonl", AudioIndex(out))
+    fbank = Fbank(FbankConfig(num_mel_bins=40))
+    feats = torch.cat([fbank.featurize(read_wav(u.audio)) for u in train_utts]).double()
+    cmvn = json.loads((out / "cmvn.json").read_text())
+    assert cmvn["settings"]["num_mel_bins"] == 40
+    torch.testing.assert_close(torch.tensor(cmvn["mean"]), feats.mean(0).float(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.tensor(cmvn["std"]), feats.std(0, correction=0).float(), atol=1e-5, rtol=1e-5)
+
+    data = [f"data.{s}={out / f'{s}.jsonl'}" for s in ("train", "dev", "test")]
+    common = [*tiny, *data, "frontend.norm=global", f"frontend.cmvn={out / 'cmvn.json'}", "train.num_workers=1"]
+    runs = {"cache": tmp_path / "cache", "audio": tmp_path / "audio"}
+    assert train([str(RECIPES / "asr_pretrain.yaml"), *common, f"data.feature_cache={out / 'features'}",
+                  "--output-dir", str(runs["cache"])]) == 0
+    assert train([str(RECIPES / "asr_pretrain.yaml"), *common, "--output-dir", str(runs["audio"])]) == 0
+    log = (runs["cache"] / "train.log").read_text()
+    assert f"feature cache: {folder} (train 6, dev 2, test 2)" in log and "building it" not in log
+    assert f"global CMVN: read from {out / 'cmvn.json'}" in log
+    cached, audio = (json.loads((r / "metrics.json").read_text()) for r in runs.values())
+    assert cached["test"]["chars"] == audio["test"]["chars"] > 0
+    losses = [json.loads((r / "history.json").read_text())[0]["loss"] for r in runs.values()]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)  # the same run up to float16 rounding of the features
+    model = Task.load(runs["cache"] / "best")  # frontend.cmvn is not needed to reload: the buffers hold it
+    assert torch.equal(model.frontend.cmvn_mean, torch.tensor(cmvn["mean"]))
+    assert torch.equal(model.frontend.cmvn_std, torch.tensor(cmvn["std"]))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from snlu.data.audio import read_wav
+from snlu.errors import ConfigError
 from snlu.frontends.fbank import SpecAugmentConfig, spec_augment
 from snlu.registry import AUDIO_FRONTENDS
 
@@ -72,3 +75,22 @@ def test_specaugment_only_in_training_and_within_limits():
     z = torch.randn(4, 400, 40)
     torch.testing.assert_close(fb(z, lengths), fb(z, lengths))  # eval is deterministic
     assert y.shape == z.shape
+
+
+def test_cmvn_file_is_loaded_exactly_and_checked(tmp_path):
+    path = tmp_path / "cmvn.json"
+    mean, std = [0.25 * i - 3 for i in range(40)], [1 + i / 7 for i in range(40)]
+    path.write_text(json.dumps({"mean": mean, "std": std}))
+    fb = frontend(norm="global", cmvn=str(path))
+    fb.load_cmvn(path)
+    assert torch.equal(fb.cmvn_mean, torch.tensor(mean)) and torch.equal(fb.cmvn_std, torch.tensor(std))
+    with pytest.raises(ConfigError, match=r"^frontend.cmvn: .*cmvn.json: statistics of dimension \[40\]/\[40\], "
+                                          r"the frontend has num_mel_bins=80$"):
+        frontend(num_mel_bins=80, norm="global", cmvn=str(path)).load_cmvn(path)
+    path.write_text(json.dumps({"mean": mean, "std": [0.0] * 40}))
+    with pytest.raises(ConfigError, match=r"std > 0"):
+        fb.load_cmvn(path)
+    with pytest.raises(ConfigError, match=r"^frontend.cmvn: statistics are used only with norm: global"):
+        frontend(cmvn=str(path))
+    with pytest.raises(ConfigError, match=r"^frontend.cmvn: file not found"):
+        frontend(norm="global", cmvn=str(tmp_path / "nope.json"))
