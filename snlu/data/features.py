@@ -92,7 +92,7 @@ def _locked(folder: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with open(folder / ".lock", "w") as fh:
+    with open(folder / ".lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -268,7 +268,9 @@ class FeatureCache:
                     if not build:
                         raise ConfigError(f"{KEY}: {folder}/{split}.json: {why} (rebuild it: run the training "
                                           "command, which builds it, or snlu-prepare ... --features)")
-                    log.warning("feature cache %s/%s: %s: building it (%d utterances)", folder, split, why, len(utts))
+                    level = logging.INFO if why == "not built yet" else logging.WARNING
+                    log.log(level, "feature cache %s/%s: %s: building it (%d utterances)", folder, split, why,
+                            len(utts))
                     build_split(folder, split, utts, frontend, settings, self.workers)
                     file, why = FeatureFile.open(folder, split, settings)
                     assert file is not None, why

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,25 @@ def test_task_reads_features_from_the_cache(tmp_path, tiny, demo_overrides):
     FeatureCache(tmp_path / "fc").add("extra", [short])
     with pytest.raises(DataError, match=r"^short.jsonl:3: field 'audio': audio .* has 300 samples: too short"):
         task.prepare_audio(short)
+
+
+def test_prepare_demo_features_serve_the_demo_dataset(tmp_path, demo_dir):
+    """``snlu-prepare demo --features`` caches the demo's splits as the cnerta dataset reads them: a run with
+    ``data.feature_cache`` on the demo corpus finds the cache valid and builds nothing."""
+    from snlu.cli.prepare import main as prepare
+    from snlu.data.cnerta import CnertaConfig, CnertaData, DemoSizes
+
+    out = tmp_path / "demo"
+    shutil.copytree(demo_dir, out)
+    sizes = ["--n-train", "8", "--n-dev", "4", "--n-test", "4", "--seed", "1"]
+    assert prepare(["demo", "--out", str(out), *sizes, "--features", "--feature-workers", "2"]) == 0
+    (folder,) = (out / "features").glob("fbank-*")
+    built = {p.name: p.stat().st_mtime_ns for p in folder.glob("[!.]*")}
+    assert {"train.json", "dev.json", "test.json"} <= set(built)
+    splits = CnertaData(CnertaConfig(demo=DemoSizes(8, 4, 4, seed=1, dir=str(out)),
+                                     feature_cache=str(out / "features"))).load()
+    fb = fbank()
+    assert splits["train"][0].features.ensure(fb) == folder
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("[!.]*")} == built  # nothing rebuilt
+    u = splits["dev"][1]
+    assert torch.equal(u.features.load(u, fb)[0], fb.featurize(read_wav(u.audio)).half().float())
