@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from snlu.data.audio import read_wav
-from snlu.errors import ConfigError
+from snlu.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from snlu.data.cnerta import Utterance
@@ -92,7 +92,12 @@ def _locked(folder: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with open(folder / ".lock", "a") as fh:
+    try:
+        fh = open(folder / ".lock", "a")  # closed by the with below
+    except OSError:  # a read-only cache: nothing will be written, nothing to guard
+        yield
+        return
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -221,7 +226,7 @@ def build_split(folder: Path, split: str, utts: list[Utterance], frontend: Any, 
     except BaseException:
         data.unlink(missing_ok=True)
         raise
-    for old in folder.glob(f"{split}-*.f16"):  # data files of earlier (or interrupted) builds
+    for old in folder.glob(f"{split}-{'?' * len(token)}.f16"):  # data files of earlier (or interrupted) builds
         if old != data:
             old.unlink(missing_ok=True)
     log.info("feature cache: %s/%s.json: %d utterances, %d frames, %.1f MB", folder, split, len(paths), offset,
@@ -286,7 +291,10 @@ class FeatureCache:
         data-loader worker never builds)."""
         if self._settings is None or cache_settings(frontend) != self._settings:
             self.ensure(frontend, build=torch.utils.data.get_worker_info() is None)
-        file, offset, frames, samples = self._where[utt.audio]
+        found = self._where.get(utt.audio)
+        if found is None:
+            raise DataError(utt.where, f"audio {utt.audio} is not in the feature cache {self.root}", field="audio")
+        file, offset, frames, samples = found
         return file.read(offset, frames), samples
 
     def __getstate__(self) -> dict[str, Any]:  # a spawned worker needs the lookup table, not the utterances
