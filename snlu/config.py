@@ -40,6 +40,11 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: int = 1
     bucket_size: int = 64  # batches are drawn from length-sorted chunks of this many batches' worth
+    batch_frames: int = 0  # > 0: batches hold as many utterances as fit in this many padded 10 ms frames
+    #   (batch size x longest utterance; characters for text-only tasks) instead of batch_size utterances
+    accum_steps: int = 1  # gradient accumulation: one optimizer step per this many batches
+    amp: str = "auto"  # mixed precision: auto (bf16 on CUDA where supported, else fp16; off on CPU) | off | bf16 | fp16
+    compile: bool = False  # torch.compile the text and audio encoders (CUDA; slower to start, on CPU rarely faster)
     log_every: int = 10
     checkpoint_every: int = 500  # steps between checkpoints in checkpoints/ (0: only at each epoch end)
     keep_checkpoints: int = 2  # the last K checkpoints are kept
@@ -51,12 +56,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "bucket_size", "keep_checkpoints",
-                 "max_bad_steps")
-        for name in ("num_workers", "checkpoint_every", "max_oom_skips"):
+                 "max_bad_steps", "accum_steps")
+        for name in ("num_workers", "checkpoint_every", "max_oom_skips", "batch_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ValueError(f"device: expected auto, cpu, cuda or cuda:N, got '{self.device}'")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"amp: expected auto, off, bf16 or fp16, got '{self.amp}'")
 
 
 @dataclasses.dataclass

@@ -1,4 +1,7 @@
-"""Length-bucketed batches and the data loaders (preparation runs in worker processes)."""
+"""Length-bucketed batches, sharded across data-parallel ranks, and the data loaders.
+
+Preparation (audio decoding, features, tokenization) runs in worker processes, overlapping the model's step.
+"""
 
 from __future__ import annotations
 
@@ -26,47 +29,109 @@ class UtteranceDataset(Dataset):
         return self.task.prepare(self.utts[i])
 
 
+def fill(order: list[int], lengths: list[float], size: int, budget: float) -> list[list[int]]:
+    """Cut length-sorted ``order`` into batches: ``size`` items each, or (``budget`` > 0) as many as keep
+    items x longest item <= ``budget`` (at least one item per batch)."""
+    if budget <= 0:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * max(lengths[out[-1][-1]], lengths[i]) <= budget:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def shard(batch: list[int], rank: int, world_size: int) -> list[int]:
+    """Rank ``rank``'s part of a length-sorted global batch: every ``world_size``-th item (similar lengths
+    on every rank, sizes differing by at most one)."""
+    return batch[rank::world_size]
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Shuffle, cut into chunks of ``bucket_size`` batches, sort each chunk by length, shuffle the batches.
 
-    Similar lengths share a batch (little padding) while the order still changes every epoch.
-    With ``shuffle=False`` it sorts everything by length (evaluation).
+    Similar lengths share a batch (little padding) while the order still changes every epoch; the order is
+    a function of ``seed`` and the epoch only. With ``shuffle=False`` it sorts everything by length (evaluation).
+
+    Data-parallel training: the *global* batches (``batch_size`` x ``world_size`` items, or ``budget`` x
+    ``world_size`` padded length) are the same for every world size, and rank ``r`` trains on its shard of
+    each. A last global batch too small to give every rank an item joins the one before it, so every rank
+    runs the same number of steps and every utterance is used exactly once per epoch.
     """
 
-    def __init__(self, lengths: list[float], batch_size: int, bucket_size: int, shuffle: bool, seed: int = 0):
-        self.lengths, self.batch_size, self.bucket_size = lengths, batch_size, bucket_size
+    def __init__(self, lengths: list[float], batch_size: int, bucket_size: int, shuffle: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, budget: float = 0.0):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        if len(lengths) < world_size:
+            raise ValueError(f"{len(lengths)} utterances cannot be shared by {world_size} ranks")
+        self.lengths, self.batch_size, self.bucket_size = lengths, batch_size * world_size, bucket_size
+        self.budget = budget * world_size
         self.shuffle, self.seed, self.epoch, self.start = shuffle, seed, 0, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """The batch order of ``epoch`` (a function of seed and epoch only); iteration begins at batch
         ``start`` (a resumed run skips the batches it already trained on, without preparing them)."""
         self.epoch, self.start = epoch, start
 
-    def batches(self) -> list[list[int]]:
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's batches over all ranks (each sorted by length)."""
         order = list(range(len(self.lengths)))
         if not self.shuffle:
             order.sort(key=lambda i: self.lengths[i])
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            return self._merge_small(fill(order, self.lengths, self.batch_size, self.budget))
         rng = random.Random(self.seed * 1000003 + self.epoch)
         rng.shuffle(order)
         chunk = self.batch_size * self.bucket_size
         out = []
         for start in range(0, len(order), chunk):
             part = sorted(order[start : start + chunk], key=lambda i: self.lengths[i])
-            out.extend(part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size))
+            out.extend(fill(part, self.lengths, self.batch_size, self.budget))
         rng.shuffle(out)
+        return self._merge_small(out)
+
+    def _merge_small(self, batches: list[list[int]]) -> list[list[int]]:
+        """Merge each batch with fewer items than ranks into a neighbour (each batch kept sorted by length)."""
+        out: list[list[int]] = []
+        carry: list[int] = []  # a too-small first batch waits for the next one
+        for b in batches:
+            b = sorted(carry + b, key=lambda i: self.lengths[i]) if carry else b
+            carry = []
+            if len(b) >= self.world_size:
+                out.append(b)
+            elif out:
+                out[-1] = sorted(out[-1] + b, key=lambda i: self.lengths[i])
+            else:
+                carry = b
         return out
+
+    def batches(self) -> list[list[int]]:
+        """This rank's batches of the epoch."""
+        return [shard(b, self.rank, self.world_size) for b in self.global_batches()]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches()[self.start :])
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size if not self.shuffle else len(self.batches())
+        return len(self.global_batches())
+
+
+def padding_efficiency(batches: list[list[int]], lengths: list[float]) -> float:
+    """Real length over padded length (batch size x longest item) summed over ``batches``."""
+    real = sum(lengths[i] for b in batches for i in b)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+    return real / padded if padded else 1.0
 
 
 def make_loader(utts: list[Utterance], task: Task, batch_size: int, bucket_size: int, shuffle: bool,
-                num_workers: int, seed: int = 0) -> DataLoader:
-    sampler = BucketBatchSampler([task.length(u) for u in utts], batch_size, bucket_size, shuffle, seed)
+                num_workers: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                budget: float = 0.0) -> DataLoader:
+    """Batches of ``task.prepare``d utterances (``budget``: padded length per batch, in ``task.length`` units)."""
+    sampler = BucketBatchSampler([task.length(u) for u in utts], batch_size, bucket_size, shuffle, seed,
+                                 rank, world_size, budget)
     return DataLoader(
         UtteranceDataset(utts, task),
         batch_sampler=sampler,
@@ -75,6 +140,7 @@ def make_loader(utts: list[Utterance], task: Task, batch_size: int, bucket_size:
         persistent_workers=num_workers > 0 and shuffle,  # the training loader: no re-fork every epoch
         worker_init_fn=_one_thread,
         generator=torch.Generator().manual_seed(seed),
+        pin_memory=torch.cuda.is_available(),
     )
 
 

@@ -32,11 +32,12 @@ class Tracker:
     """Writes the scalars of one run; nothing is created until the first value arrives (a Trainer used only
     to evaluate leaves no event file)."""
 
-    def __init__(self, run_dir: Path, cfg: DictConfig, metric: str):
-        self.run_dir, self.cfg, self.metric = Path(run_dir), cfg, metric
+    def __init__(self, run_dir: Path, cfg: DictConfig, metric: str, enabled: bool = True):
+        self.run_dir, self.cfg, self.metric, self.enabled = Path(run_dir), cfg, metric, enabled  # off: not rank 0
         self.every = int(cfg.train.get("log_every", 10))
         self.sums: dict[str, float] = {}
         self.count = 0
+        self.flushed = 0  # the step of the last log
         self.writer: Any = None
         self.wandb: Any = None
 
@@ -50,22 +51,26 @@ class Tracker:
 
     def step(self, step: int, loss: float, terms: dict[str, float]) -> None:
         """One optimizer step (``step``: batches done, this one included); logs every ``log_every`` steps."""
+        if not self.enabled:
+            return
         if self.writer is None:
             self.open(step)
         for k, v in {"loss": loss, **terms}.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v)
         self.count += 1
-        if step % self.every == 0:
+        if step // self.every > self.flushed // self.every:  # (steps advance by train.accum_steps batches)
             self.flush_steps(step)
 
     def flush_steps(self, step: int) -> None:
         """Log the mean of the steps since the last log (at an epoch's end too: no step goes unlogged)."""
         if self.count:
             self.scalars({f"train/{k}": v / self.count for k, v in self.sums.items()}, step)
-        self.sums, self.count = {}, 0
+        self.sums, self.count, self.flushed = {}, 0, step
 
     def epoch(self, history: list[dict[str, Any]], step: int) -> None:
         """The epoch just finished (``history[-1]``, as the trainer records it) at global step ``step``."""
+        if not self.enabled:
+            return
         if self.writer is None:
             self.open(step)
         self.flush_steps(step)

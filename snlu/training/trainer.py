@@ -11,12 +11,14 @@ memory is skipped (at most ``train.max_oom_skips``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from tqdm import tqdm
 from snlu.data.cnerta import Utterance
 from snlu.errors import SnluError
 from snlu.tasks.base import WEIGHTS, Task
-from snlu.training import checkpoint
+from snlu.training import checkpoint, distributed
 from snlu.training.batching import make_loader
 from snlu.training.checkpoint import Progress
 from snlu.training.optim import build_optimizer, build_scheduler
@@ -76,9 +78,32 @@ class StopSignals:
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto``: the GPU if there is one (this process's GPU under torchrun), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and distributed.launched():
+        return torch.device("cuda", distributed.place().local_rank)
     return torch.device(name)
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device`` (None: full float32)."""
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+class StepModule(torch.nn.Module):
+    """``task.training_step`` as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, task: Task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.task.training_step(batch)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -90,13 +115,29 @@ class Trainer:
 
     def __init__(self, task: Task, cfg: DictConfig, run_dir: Path):
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
-        self.device = pick_device(cfg.train.device)
+        tc = cfg.train
+        self.place = distributed.place()
+        self.device = pick_device(tc.device)
         self.task.to(self.device)
+        self.amp = amp_dtype(tc.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        if tc.compile:
+            for name in ("text_encoder", "audio_encoder"):  # the dense parts; CRF/CTC/alignment stay eager
+                module = getattr(task, name, None)
+                if module is not None:
+                    module.compile(dynamic=True)
+        self.step_module: torch.nn.Module = StepModule(task)
+        if self.place.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # find_unused_parameters: components may own parameters a recipe does not train (BERT's pooler)
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, find_unused_parameters=True)
         self.optimizer = build_optimizer(task, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim.lr_decay)
         self.progress = Progress()
         self.stop = StopSignals()
-        self.tracker = Tracker(self.run_dir, cfg, task.main_metric)  # TensorBoard, curves.png, W&B
+        self.tracker = Tracker(self.run_dir, cfg, task.main_metric, enabled=self.place.main)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -108,8 +149,18 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint(self) -> Path:
-        return checkpoint.save(self.run_dir, self.task, self.optimizer, self.scheduler, self.progress,
-                               self.cfg.train.keep_checkpoints)
+        """Rank 0 writes the checkpoint; the others wait for it."""
+        path = None
+        if self.place.main:
+            path = checkpoint.save(self.run_dir, self.task, self.optimizer, self.scheduler, self.progress,
+                                   self.cfg.train.keep_checkpoints)
+        distributed.barrier()
+        return distributed.broadcast(path)
+
+    def save_best(self) -> None:
+        if self.place.main:
+            self.task.save(self.run_dir / "best")
+        distributed.barrier()
 
     def resume(self, path: Path) -> None:
         """Continue from checkpoint folder ``path`` (weights, optimizer, scheduler, RNG, position)."""
@@ -117,21 +168,28 @@ class Trainer:
         log.info("resumed from %s: epoch %d, %d batches done%s", path, p.epoch, p.batch,
                  f", best dev {self.task.main_metric} {p.best:.4f} (epoch {p.best_epoch})" if p.best_epoch else "")
         if p.batch == 0 and p.best_epoch is not None and p.best_epoch == p.epoch - 1:
-            self.task.save(self.run_dir / "best")  # written right after this checkpoint: maybe never finished
+            self.save_best()  # written right after this checkpoint: maybe never finished
 
     def interrupted(self) -> Interrupted:
         """Write a checkpoint of the state now and say how to continue."""
         path = self.checkpoint()
-        p, name = self.progress, signal.Signals(self.stop.signum).name
+        signum = self.stop.signum or signal.SIGTERM  # under torchrun another rank may have got the signal
+        p, name = self.progress, signal.Signals(signum).name
         return Interrupted(f"{name}: stopped at epoch {p.epoch}, {p.batch} batches done; checkpoint {path}. "
-                           f"Continue with: snlu-train --resume {self.run_dir}", self.stop.signum)
+                           f"Continue with: snlu-train --resume {self.run_dir}", signum)
 
     # ------------------------------------------------------------------ loop
+
+    def stopping(self) -> bool:
+        """A stop signal arrived (on any rank: all ranks stop at the same step)."""
+        return distributed.any_true(self.stop.signum is not None)
 
     def fit(self, train: list[Utterance], dev: list[Utterance]) -> dict[str, Any]:
         """Train for ``train.epochs`` (from where a resumed run stopped); keep the best dev model in ``best/``."""
         tc, p, key = self.cfg.train, self.progress, self.task.main_metric
-        loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed)
+        budget = tc.batch_frames / 100.0 if (tc.batch_frames and self.task.uses_audio) else float(tc.batch_frames)
+        loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
+                             self.place.rank, self.place.world_size, budget)
         with self.stop, self.tracker:
             while p.epoch <= tc.epochs:
                 epoch = p.epoch
@@ -151,24 +209,42 @@ class Trainer:
                 p.epoch, p.batch, p.sums = epoch + 1, 0, {}
                 self.checkpoint()  # before best/: a run killed in between rewrites best/ when resumed
                 if is_best:
-                    self.task.save(self.run_dir / "best")
+                    self.save_best()
                 log.info("epoch %d: loss %.4f (%s) | dev %s %.4f%s | %.1f utt/s%s", epoch, stats["loss"],
                          ", ".join(f"{k} {v:.4f}" for k, v in stats["terms"].items()), key, metrics[key],
                          " (best)" if is_best else "", stats["utt_per_s"],
                          f" | {stats['skipped_steps']} steps skipped" if stats["skipped_steps"] else "")
-                (self.run_dir / "history.json").write_text(json.dumps(p.history, indent=1))
+                if self.place.main:
+                    (self.run_dir / "history.json").write_text(json.dumps(p.history, indent=1))
                 self.tracker.epoch(p.history, p.step)
-                if self.stop.signum is not None:
+                if self.stopping():
                     raise self.interrupted()
         return p.best_metrics
 
+    def groups(self, batches: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+        """The epoch's remaining batches, ``train.accum_steps`` at a time (fewer at the end of the epoch).
+
+        Groups start at multiples of ``accum_steps``, so a checkpoint (taken between groups) resumes on one.
+        """
+        done = self.progress.batch
+        while done < n:
+            size = min(self.cfg.train.accum_steps - done % self.cfg.train.accum_steps, n - done)
+            group = []
+            for _ in range(size):
+                try:
+                    group.append(next(batches))
+                except StopIteration:
+                    break
+            if not group:
+                return
+            yield group
+            done += len(group)
+
     def train_epoch(self, loader: torch.utils.data.DataLoader, epoch: int) -> dict[str, Any]:
-        """Train on the batches of ``epoch`` not done yet; the epoch's statistics."""
+        """Train on the batches of ``epoch`` not done yet; the epoch's statistics (summed over ranks)."""
         self.task.train()
         tc, p = self.cfg.train, self.progress
-        if not p.sums:
-            p.sums = {"loss": 0.0, "steps": 0, "terms": {}, "utts": 0, "skipped": 0, "seconds": 0.0}
-        s, n = p.sums, len(loader)
+        s, n = self.sums(), len(loader)
         clock = time.perf_counter()
 
         def tick() -> None:  # epoch time so far, kept in the checkpoints
@@ -176,11 +252,12 @@ class Trainer:
             now = time.perf_counter()
             s["seconds"], clock = s["seconds"] + now - clock, now
 
-        batches = iter(loader)
-        with tqdm(total=n, initial=p.batch, desc=f"epoch {epoch}/{tc.epochs}", leave=False, mininterval=1.0) as bar:
+        groups = self.groups(iter(loader), n)
+        with tqdm(total=n, initial=p.batch, desc=f"epoch {epoch}/{tc.epochs}", leave=False, mininterval=1.0,
+                  disable=not self.place.main) as bar:
             while p.batch < n:
                 try:
-                    batch = next(batches)
+                    group = next(groups)
                 except StopIteration:
                     break
                 except Exception:
@@ -188,64 +265,101 @@ class Trainer:
                         tick()
                         raise self.interrupted() from None
                     raise
-                self.train_step(batch, epoch, n)
-                p.batch, p.step = p.batch + 1, p.step + 1
-                bar.update(1)
-                if s["steps"] and (p.batch % tc.log_every == 0 or p.batch == n):
+                self.train_step(group, epoch, n)
+                before = p.step
+                p.batch, p.step = p.batch + len(group), p.step + len(group)
+                bar.update(len(group))
+                if s["steps"] and (p.batch % tc.log_every < len(group) or p.batch == n):
                     bar.set_postfix(loss=f"{s['loss'] / s['steps']:.3f}")
-                if self.stop.signum is not None:
+                if self.stopping():
                     tick()
                     raise self.interrupted()
-                if tc.checkpoint_every and p.step % tc.checkpoint_every == 0 and p.batch < n and not p.bad_in_a_row:
+                crossed = tc.checkpoint_every and p.step // tc.checkpoint_every > before // tc.checkpoint_every
+                if crossed and p.batch < n and not p.bad_in_a_row:
                     tick()  # (the epoch-end checkpoint covers the last batch; none during a run of bad steps)
                     self.checkpoint()
         tick()
-        steps = max(s["steps"], 1)
+        return self.epoch_stats()
+
+    def sums(self) -> dict[str, Any]:
+        """The running sums of the epoch in progress (kept in checkpoints)."""
+        if not self.progress.sums:
+            self.progress.sums = {"loss": 0.0, "steps": 0, "terms": {}, "utts": 0, "skipped": 0, "seconds": 0.0}
+        return self.progress.sums
+
+    def epoch_stats(self) -> dict[str, Any]:
+        """The epoch's mean loss and terms over all ranks' batches, its throughput and skipped steps."""
+        s = self.progress.sums
+        keys = sorted(s["terms"])
+        total = distributed.sum_floats([s["loss"], s["steps"], s["utts"], s["skipped"], *(s["terms"][k] for k in keys)])
+        loss, steps, utts, skipped, terms = total[0], max(total[1], 1), total[2], total[3], total[4:]
         return {
-            "loss": s["loss"] / steps,
-            "terms": {k: v / steps for k, v in s["terms"].items()},
+            "loss": loss / steps,
+            "terms": {k: v / steps for k, v in zip(keys, terms)},
             "lrs": {g["name"]: g["lr"] for g in self.optimizer.param_groups},
             "seconds": s["seconds"],
-            "utt_per_s": s["utts"] / max(s["seconds"], 1e-9),
-            "skipped_steps": s["skipped"],
+            "utt_per_s": utts / max(s["seconds"], 1e-9),
+            "skipped_steps": int(skipped),
         }
 
-    def train_step(self, batch: dict[str, Any], epoch: int, n: int) -> None:
-        """One optimizer step, skipped for a non-finite loss or gradient or a CUDA out-of-memory error."""
+    def train_step(self, group: list[dict[str, Any]], epoch: int, n: int) -> None:
+        """One optimizer step on a group of batches (gradient accumulation), skipped for a non-finite loss
+        or gradient (on any rank) or a CUDA out-of-memory error (single process only)."""
         oom = False
         try:
-            value, norm, terms = self.forward_backward(batch)
+            value, norm, terms = self.forward_backward(group)
         except torch.OutOfMemoryError:  # torch.cuda.OutOfMemoryError; the except clause drops its frames
+            if self.place.enabled:  # the other ranks are inside the gradient all-reduce: no way to skip together
+                raise
             oom = True
         if oom:
-            self.skip_oom(batch, epoch, n)
+            self.skip_oom(group, epoch, n)
             return
-        if not (math.isfinite(value) and math.isfinite(norm)):
+        if not distributed.all_true(math.isfinite(value) and math.isfinite(norm)):
+            if self.scaler.is_enabled() and math.isfinite(value):  # fp16 overflow: the scaler lowers its scale
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                return
+            if self.scaler.is_enabled():
+                self.scaler.update()  # (clears the scaler's unscaled state for the next step)
             self.skip_bad("loss" if not math.isfinite(value) else "gradient", epoch, n)
             return
-        self.optimizer.step()
-        p, s = self.progress, self.progress.sums
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        p, s = self.progress, self.sums()
         p.bad_in_a_row = 0
-        s["loss"], s["steps"], s["utts"] = s["loss"] + value, s["steps"] + 1, s["utts"] + len(batch["utts"])
+        utts = sum(len(b["utts"]) for b in group)
+        s["loss"], s["steps"], s["utts"] = s["loss"] + value * len(group), s["steps"] + len(group), s["utts"] + utts
         for k, v in terms.items():
-            s["terms"][k] = s["terms"].get(k, 0.0) + v
-        self.tracker.step(p.step + 1, value, terms)  # p.step counts this batch once it returns
+            s["terms"][k] = s["terms"].get(k, 0.0) + v * len(group)
+        self.tracker.step(p.step + len(group), value, terms)  # p.step counts these batches once it returns
 
-    def forward_backward(self, batch: dict[str, Any]) -> tuple[float, float, dict[str, float]]:
-        """Loss, clipped gradients in place; (loss value, gradient norm before clipping, loss terms)."""
-        loss, terms = self.task.training_step(to_device(batch, self.device))
+    def forward_backward(self, group: list[dict[str, Any]]) -> tuple[float, float, dict[str, float]]:
+        """Mean loss over ``group``'s batches, gradients accumulated and clipped in place; (loss value,
+        gradient norm before clipping, mean loss terms). Gradients are all-reduced on the last batch only."""
         self.optimizer.zero_grad(set_to_none=True)
-        value = loss.item()
-        if not math.isfinite(value):
-            return value, math.nan, terms
-        loss.backward()
+        value, terms = 0.0, {}
+        for i, batch in enumerate(group):
+            last = i == len(group) - 1
+            sync = contextlib.nullcontext() if last or not self.place.enabled else self.step_module.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    loss, batch_terms = self.step_module(to_device(batch, self.device))
+                # Backward even for a non-finite loss: under DDP every rank must join the all-reduce; the
+                # step is then skipped on all ranks together.
+                self.scaler.scale(loss / len(group)).backward()
+            value += loss.item() / len(group)
+            for k, v in batch_terms.items():
+                terms[k] = terms.get(k, 0.0) + v / len(group)
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.task.parameters(), self.cfg.optim.max_grad_norm)
         return value, float(norm), terms
 
     def skip_bad(self, what: str, epoch: int, n: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        tc, p = self.cfg.train, self.progress
-        p.bad_in_a_row, p.bad_steps, p.sums["skipped"] = p.bad_in_a_row + 1, p.bad_steps + 1, p.sums["skipped"] + 1
+        tc, p, s = self.cfg.train, self.progress, self.sums()
+        p.bad_in_a_row, p.bad_steps, s["skipped"] = p.bad_in_a_row + 1, p.bad_steps + 1, s["skipped"] + 1
         log.warning("epoch %d batch %d/%d: non-finite %s, step skipped (%d in a row, %d in the run)",
                     epoch, p.batch + 1, n, what, p.bad_in_a_row, p.bad_steps)
         if p.bad_in_a_row >= tc.max_bad_steps:
@@ -254,26 +368,30 @@ class Trainer:
                                 f"{tc.max_bad_steps}) at epoch {epoch} batch {p.batch + 1}: training diverged, "
                                 f"stopping (last good checkpoint: {last or 'none yet'}; lower the learning rates?)")
 
-    def skip_oom(self, batch: dict[str, Any], epoch: int, n: int) -> None:
+    def skip_oom(self, group: list[dict[str, Any]], epoch: int, n: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()  # a no-op when CUDA was never used
-        tc, p = self.cfg.train, self.progress
-        p.oom_skips, p.sums["skipped"] = p.oom_skips + 1, p.sums["skipped"] + 1
-        utts = batch["utts"]
+        tc, p, s = self.cfg.train, self.progress, self.sums()
+        p.oom_skips, s["skipped"] = p.oom_skips + 1, s["skipped"] + 1
+        utts = [u for b in group for u in b["utts"]]
         log.warning("epoch %d batch %d/%d: CUDA out of memory on %d utterances (first %s), batch skipped "
                     "(%d of train.max_oom_skips=%d)", epoch, p.batch + 1, n, len(utts),
                     utts[0].where if utts else "?", p.oom_skips, tc.max_oom_skips)
         if p.oom_skips > tc.max_oom_skips:
             raise TrainingError(f"CUDA out of memory on {p.oom_skips} batches (train.max_oom_skips="
-                                f"{tc.max_oom_skips}): lower train.batch_size or data.max_frames")
+                                f"{tc.max_oom_skips}): lower train.batch_size, set train.batch_frames, or use "
+                                f"train.accum_steps")
 
     @torch.no_grad()
     def evaluate(self, utts: list[Utterance], desc: str = "eval") -> tuple[dict[str, Any], list[Any]]:
         """Metrics and predictions (in the order of ``utts``); batches are length-sorted."""
         from snlu.inference import predict_utterances  # imported here: inference uses this module's device helpers
 
-        tc = self.cfg.train
-        preds = predict_utterances(self.task, utts, tc.eval_batch_size, self.device, tc.num_workers, desc=desc)
+        tc, rank, world = self.cfg.train, self.place.rank, self.place.world_size
+        mine = predict_utterances(self.task, utts[rank::world], tc.eval_batch_size, self.device, tc.num_workers,
+                                  progress=self.place.main, desc=desc)
+        shards = distributed.gather(mine)  # each rank predicted every world-th utterance
+        preds = [shards[i % world][i // world] for i in range(len(utts))]
         return self.task.evaluate(utts, preds), preds
 
     def load_best(self) -> None:

@@ -63,7 +63,7 @@ def test_cuda_out_of_memory_skips_the_batch_then_gives_up(toy, snlu_log, utts):
     trainer = toy("again", epochs=1, max_oom_skips=2)
     trainer.task.faults = {1: "oom", 2: "oom", 4: "oom"}
     with pytest.raises(TrainingError, match=r"^CUDA out of memory on 3 batches \(train.max_oom_skips=2\): lower "
-                                            r"train.batch_size or data.max_frames$"):
+                                            r"train.batch_size, set train.batch_frames, or use train.accum_steps$"):
         trainer.fit(utts, utts[:4])
 
 
