@@ -126,6 +126,11 @@ def padding_efficiency(batches: list[list[int]], lengths: list[float]) -> float:
     return real / padded if padded else 1.0
 
 
+def batch_budget(batch_frames: int, task: Task) -> float:
+    """``train.batch_frames`` in ``task.length`` units: seconds for audio tasks (10 ms frames), else characters."""
+    return batch_frames / 100.0 if task.uses_audio else float(batch_frames)
+
+
 def make_loader(utts: list[Utterance], task: Task, batch_size: int, bucket_size: int, shuffle: bool,
                 num_workers: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                 budget: float = 0.0) -> DataLoader:

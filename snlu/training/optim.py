@@ -1,4 +1,4 @@
-"""AdamW with one parameter group per model part, no weight decay on biases/norms, per-epoch lr decay."""
+"""AdamW (fused) with one parameter group per model part, no weight decay on biases/norms, per-epoch lr decay."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def build_optimizer(task: Task, optim: DictConfig) -> torch.optim.AdamW:
     unused = sorted(set(optim.lrs) - set(parts))
     if unused:
         log.info("optim.lrs: groups not used by task '%s': %s", task.cfg.task.name, ", ".join(unused))
-    return torch.optim.AdamW(groups)
+    # fused: one kernel per step over all tensors (on a 2-core CPU 10x faster than the default for-each
+    # implementation on BERT's 11M-weight embedding; see README "Performance")
+    return torch.optim.AdamW(groups, fused=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, lr_decay: float) -> torch.optim.lr_scheduler.LambdaLR:

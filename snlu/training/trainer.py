@@ -30,7 +30,7 @@ from snlu.data.cnerta import Utterance
 from snlu.errors import SnluError
 from snlu.tasks.base import WEIGHTS, Task
 from snlu.training import checkpoint, distributed
-from snlu.training.batching import make_loader
+from snlu.training.batching import batch_budget, make_loader
 from snlu.training.checkpoint import Progress
 from snlu.training.optim import build_optimizer, build_scheduler
 from snlu.training.tracking import Tracker
@@ -125,7 +125,7 @@ class Trainer:
             for name in ("text_encoder", "audio_encoder"):  # the dense parts; CRF/CTC/alignment stay eager
                 module = getattr(task, name, None)
                 if module is not None:
-                    module.compile(dynamic=True)
+                    module.compile()  # shapes vary by batch: recompiles, then marks dims dynamic
         self.step_module: torch.nn.Module = StepModule(task)
         if self.place.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -187,9 +187,8 @@ class Trainer:
     def fit(self, train: list[Utterance], dev: list[Utterance]) -> dict[str, Any]:
         """Train for ``train.epochs`` (from where a resumed run stopped); keep the best dev model in ``best/``."""
         tc, p, key = self.cfg.train, self.progress, self.task.main_metric
-        budget = tc.batch_frames / 100.0 if (tc.batch_frames and self.task.uses_audio) else float(tc.batch_frames)
         loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
-                             self.place.rank, self.place.world_size, budget)
+                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, self.task))
         with self.stop, self.tracker:
             while p.epoch <= tc.epochs:
                 epoch = p.epoch
