@@ -79,7 +79,8 @@ def markdown(results: dict[str, dict[str, Any]], where: str) -> str:
         t = r["train"]
         mem = f"{r['cuda_max_allocated_mb']:.0f} MB (CUDA)" if "cuda_max_allocated_mb" in r else \
             f"{r['peak_rss_mb']:.0f} MB RSS"
-        out.append(f"| {name} | {t['utt_per_s']:.2f} | {t['audio_s_per_s']:.2f} | {r['infer']['utt_per_s']:.2f} | "
+        audio = f"{t['audio_s_per_s']:.2f}" if t["audio_s_per_s"] else "—"
+        out.append(f"| {name} | {t['utt_per_s']:.2f} | {audio} | {r['infer']['utt_per_s']:.2f} | "
                    f"{r['gflop_per_step']:.1f} | {r['achieved_gflop_per_s']:.1f} | {r['fraction_of_peak']:.2f} "
                    f"(peak {r['matmul_peak']['gflop_per_s']:.0f}) | {r['padding_efficiency']:.3f} | "
                    f"{100 * t['data_wait_fraction']:.1f} % | {mem} |")
