@@ -57,6 +57,7 @@ class Progress:
     bad_in_a_row: int = 0  # non-finite steps since the last good one
     bad_steps: int = 0  # non-finite steps over the run
     oom_skips: int = 0  # out-of-memory batches over the run
+    scaler: dict[str, Any] = dataclasses.field(default_factory=dict)  # fp16 GradScaler state (loss scale)
 
 
 # ----------------------------------------------------------------------------- state <-> tensors + JSON

@@ -1,6 +1,9 @@
 """The training loop: AdamW groups, per-epoch lr decay, clipping, dev selection, best/ checkpoint.
 
-It asks the task for losses (``training_step``) and predictions (``predict``) and nothing else.
+It asks the task for losses (``training_step``) and predictions (``predict``) and nothing else. Options:
+gradient accumulation (``train.accum_steps``), mixed precision (``train.amp``: autocast, with a GradScaler
+for fp16), ``torch.compile`` of the encoders (``train.compile``), and data-parallel training under
+torchrun (``snlu.training.distributed``: DDP, rank 0 writes, dev/test predictions sharded and gathered).
 
 Faults never lose a run: checkpoints (``snlu.training.checkpoint``) are written every
 ``train.checkpoint_every`` batches and at each epoch end; SIGINT/SIGTERM finish the current step, write a
@@ -151,6 +154,7 @@ class Trainer:
     def checkpoint(self) -> Path:
         """Rank 0 writes the checkpoint; the others wait for it."""
         path = None
+        self.progress.scaler = self.scaler.state_dict()  # {} unless fp16
         if self.place.main:
             path = checkpoint.save(self.run_dir, self.task, self.optimizer, self.scheduler, self.progress,
                                    self.cfg.train.keep_checkpoints)
@@ -165,6 +169,8 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Continue from checkpoint folder ``path`` (weights, optimizer, scheduler, RNG, position)."""
         p = self.progress = checkpoint.load(path, self.task, self.optimizer, self.scheduler, self.device)
+        if p.scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(p.scaler)
         log.info("resumed from %s: epoch %d, %d batches done%s", path, p.epoch, p.batch,
                  f", best dev {self.task.main_metric} {p.best:.4f} (epoch {p.best_epoch})" if p.best_epoch else "")
         if p.batch == 0 and p.best_epoch is not None and p.best_epoch == p.epoch - 1:

@@ -66,3 +66,15 @@ def test_compile_keeps_the_loss_and_the_state_keys(tmp_path, tiny, demo_override
     assert set(trainer.task.state_dict()) == keys  # checkpoints stay loadable without compile
     compiled = trainer.forward_backward([batch])[0]
     assert compiled == pytest.approx(eager, rel=1e-4)
+
+
+def test_the_fp16_loss_scale_survives_a_checkpoint(tmp_path, tiny, demo_overrides):
+    trainer, batch = setup(tmp_path / "a", tiny, demo_overrides, "train.amp=fp16")
+    for _ in range(3):
+        trainer.train_step([batch], epoch=1, n=1)
+    scale = trainer.scaler.get_scale()
+    assert scale < 65536.0  # lowered by the overflowing first steps
+    path = trainer.checkpoint()
+    again, _ = setup(tmp_path / "a", tiny, demo_overrides, "train.amp=fp16")
+    again.resume(path)
+    assert again.scaler.get_scale() == scale
