@@ -4,7 +4,7 @@
 
 Builds a synthetic corpus (``synth_corpus.py``: 1-3 s tones, random sentences with entities) of the largest
 N once, writes a train manifest of the first N lines for each size (same dev/test, same audio folder), and
-runs ``snlu-train`` (``train_steps.py``: each run stops after ``--steps`` batches) in a subprocess per size,
+runs ``snlu-train ... train.max_steps=STEPS`` (it stops after ``--steps`` batches) in a subprocess per size,
 sampling the memory of its process tree (``proctree.py``: trainer + DataLoader workers). A tiny audio
 encoder keeps it quick; the BERT text encoder is the demo's. It also measures what the loaded utterance
 lists cost in Python (tracemalloc), per utterance. Prints a table and writes ``OUT/scale_memory.json``.
@@ -65,7 +65,7 @@ def train_run(recipe: str, train: Path, corpus: Path, steps: int, workers: int, 
     """One measured ``snlu-train`` run (its run folder is deleted afterwards); ``mmap_threshold`` > 0 fixes
     glibc's mmap threshold (``MALLOC_MMAP_THRESHOLD_``) for it and its workers."""
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    cmd = [sys.executable, str(HERE / "train_steps.py"), str(steps), recipe, *SMALL,
+    cmd = [sys.executable, "-m", "snlu.cli.train", recipe, *SMALL, f"train.max_steps={steps}",
            f"data.train={train}", f"data.dev={corpus / 'dev.jsonl'}", f"data.test={corpus / 'test.jsonl'}",
            f"data.audio_dir={corpus / 'wav'}", f"train.num_workers={workers}", f"train.batch_size={batch_size}",
            "train.device=cpu", "--output-dir", str(run_dir / "run")]

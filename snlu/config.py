@@ -43,6 +43,7 @@ class TrainConfig:
     batch_frames: int = 0  # > 0: batches hold as many utterances as fit in this many padded 10 ms frames
     #   (batch size x longest utterance; characters for text-only tasks) instead of batch_size utterances
     accum_steps: int = 1  # gradient accumulation: one optimizer step per this many batches
+    max_steps: int = 0  # > 0: stop training after this many batches over the run (the epoch then ends as usual)
     amp: str = "auto"  # mixed precision: auto (bf16 on CUDA where supported, else fp16; off on CPU) | off | bf16 | fp16
     compile: bool = False  # torch.compile the text and audio encoders (CUDA; slower to start, on CPU rarely faster)
     log_every: int = 10
@@ -57,7 +58,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "bucket_size", "keep_checkpoints",
                  "max_bad_steps", "accum_steps")
-        for name in ("num_workers", "checkpoint_every", "max_oom_skips", "batch_frames"):
+        for name in ("num_workers", "checkpoint_every", "max_oom_skips", "batch_frames", "max_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):

@@ -196,7 +196,7 @@ class Trainer:
         loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
                              self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, self.task))
         with self.stop, self.tracker:
-            while p.epoch <= tc.epochs:
+            while p.epoch <= tc.epochs and not self.step_limit_reached():
                 epoch = p.epoch
                 loader.batch_sampler.set_epoch(epoch, start=p.batch)
                 stats = self.train_epoch(loader, epoch)
@@ -226,14 +226,20 @@ class Trainer:
                     raise self.interrupted()
         return p.best_metrics
 
+    def step_limit_reached(self) -> bool:
+        """``train.max_steps`` batches are done (a quick run: the epoch in progress ends, is evaluated, saved)."""
+        return bool(self.cfg.train.max_steps) and self.progress.step >= self.cfg.train.max_steps
+
     def groups(self, batches: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
         """The epoch's remaining batches, ``train.accum_steps`` at a time (fewer at the end of the epoch).
 
         Groups start at multiples of ``accum_steps``, so a checkpoint (taken between groups) resumes on one.
         """
         done = self.progress.batch
-        while done < n:
+        while done < n and not self.step_limit_reached():
             size = min(self.cfg.train.accum_steps - done % self.cfg.train.accum_steps, n - done)
+            if self.cfg.train.max_steps:
+                size = min(size, self.cfg.train.max_steps - self.progress.step)
             group = []
             for _ in range(size):
                 try:

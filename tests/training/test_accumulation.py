@@ -55,3 +55,13 @@ def test_a_run_stopped_between_groups_resumes_exactly(toy, utts):
     for k, v in full.task.state_dict().items():
         assert torch.equal(v, again.task.state_dict()[k]), k
     assert [h["loss"] for h in again.history] == [h["loss"] for h in full.history]
+
+
+@pytest.mark.parametrize("accum, limit, steps", [(1, 4, 4), (2, 3, 2), (1, 8, 8)])
+def test_max_steps_ends_the_run_after_that_many_batches(toy, utts, accum, limit, steps):
+    trainer = toy(epochs=3, accum_steps=accum, max_steps=limit)
+    trainer.fit(utts, utts[:4])
+    assert trainer.progress.step == limit  # batches (6 an epoch); the last group is cut to fit
+    assert int(next(iter(trainer.optimizer.state.values()))["step"]) == steps
+    assert len(trainer.history) == (limit + 5) // 6  # the epoch in progress is evaluated, then the run ends
+    assert (trainer.run_dir / "best").is_dir()
