@@ -85,7 +85,8 @@ def markdown(results: dict[str, dict[str, Any]], where: str) -> str:
                    f"(peak {r['matmul_peak']['gflop_per_s']:.0f}) | {r['padding_efficiency']:.3f} | "
                    f"{100 * t['data_wait_fraction']:.1f} % | {mem} |")
     parts = [p for p in PARTS if any(r["breakdown_ms"].get(p) for r in results.values())]
-    out += ["", "| recipe | step ms | " + " | ".join(parts) + " |", "|---|---|" + "---|" * len(parts)]
+    out += ["", "Share of each part in an instrumented step (the same batches again, every component timed):", "",
+            "| recipe | step ms | " + " | ".join(parts) + " |", "|---|---|" + "---|" * len(parts)]
     for name, r in results.items():
         b = r["breakdown_ms"]
         total = sum(b.values())
