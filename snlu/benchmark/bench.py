@@ -112,13 +112,13 @@ def bench(cfg: DictConfig, opts: BenchOptions = BenchOptions()) -> dict[str, Any
 def instrumented_step(trainer: Trainer, batch: dict[str, Any]) -> dict[str, float]:
     """One training step split into forward (per component, via :class:`ComponentTimers`), backward and
     optimizer; the same operations as ``Trainer.train_step`` without its bookkeeping."""
-    task, device, amp = trainer.task, trainer.device, trainer.amp
+    task, device = trainer.task, trainer.device
     timers = ComponentTimers(task, device)
     trainer.optimizer.zero_grad(set_to_none=True)
     sync(device)
     t0 = time.perf_counter()
-    with timers, torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        loss, _ = task.training_step(to_device(batch, device))
+    with timers:
+        loss, _ = trainer.loss(batch)
     sync(device)
     t1 = time.perf_counter()
     trainer.scaler.scale(loss).backward()
@@ -148,13 +148,11 @@ def breakdown(trainer: Trainer, batches: list[dict[str, Any]], waits: list[float
 def flops(trainer: Trainer, batches: list[dict[str, Any]], compute_seconds: float) -> dict[str, Any]:
     """FLOPs per training step (forward + backward of the kept batches), achieved FLOP/s over the timed
     steps' compute, the dense matmul peak of the same device and dtype, and their ratio."""
-    task, device, amp = trainer.task, trainer.device, trainer.amp
+    device, amp = trainer.device, trainer.amp
 
     def forward_backward(batch: dict[str, Any]) -> None:
         trainer.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            loss, _ = task.training_step(to_device(batch, device))
-        loss.backward()
+        trainer.loss(batch)[0].backward()
 
     total = sum(count_flops(lambda b=b: forward_backward(b)) for b in batches)
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -173,9 +171,9 @@ def flops(trainer: Trainer, batches: list[dict[str, Any]], compute_seconds: floa
 @torch.no_grad()
 def inference(trainer: Trainer, batches: list[dict[str, Any]]) -> dict[str, float]:
     """Prediction throughput (eval mode, no gradients) on batches of the training batch size."""
-    task, device, amp = trainer.task, trainer.device, trainer.amp
+    task, device = trainer.task, trainer.device
     task.eval()
-    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+    with trainer.autocast():
         task.predict(to_device(batches[0], device))  # warm-up
         sync(device)
         start = time.perf_counter()

@@ -346,6 +346,15 @@ class Trainer:
             s["terms"][k] = s["terms"].get(k, 0.0) + v * len(group)
         self.tracker.step(p.step + len(group), value, terms)  # p.step counts these batches once it returns
 
+    def autocast(self) -> torch.autocast:
+        """Mixed precision as ``train.amp`` says (a no-op context when it is off)."""
+        return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
+
+    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The task's training loss on ``batch`` (moved to the device), through DDP and autocast."""
+        with self.autocast():
+            return self.step_module(to_device(batch, self.device))
+
     def forward_backward(self, group: list[dict[str, Any]]) -> tuple[float, float, dict[str, float]]:
         """Mean loss over ``group``'s batches, gradients accumulated and clipped in place; (loss value,
         gradient norm before clipping, mean loss terms). Gradients are all-reduced on the last batch only."""
@@ -355,8 +364,7 @@ class Trainer:
             last = i == len(group) - 1
             sync = contextlib.nullcontext() if last or not self.place.enabled else self.step_module.no_sync()
             with sync:
-                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    loss, batch_terms = self.step_module(to_device(batch, self.device))
+                loss, batch_terms = self.loss(batch)
                 # Backward even for a non-finite loss: under DDP every rank must join the all-reduce; the
                 # step is then skipped on all ranks together.
                 self.scaler.scale(loss / len(group)).backward()
