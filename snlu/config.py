@@ -25,9 +25,11 @@ from omegaconf.errors import (
 )
 
 from snlu.errors import ConfigError
-from snlu.registry import DATASETS, TASKS, Registry
+from snlu.core.checks import in_range, positive
+from snlu.registry import DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
 
-FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim")
+FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim", "scheduler")
+DEFAULT_NAMES = {"optim": "adamw", "scheduler": "epoch_decay"}  # sections whose name may be left out
 
 
 @dataclasses.dataclass
@@ -67,45 +69,8 @@ class TrainConfig:
             raise ValueError(f"amp: expected auto, off, bf16 or fp16, got '{self.amp}'")
 
 
-@dataclasses.dataclass
-class OptimConfig:
-    """AdamW with one learning rate per parameter group, per-epoch decay, gradient clipping."""
-
-    lrs: dict[str, float] = dataclasses.field(
-        default_factory=lambda: {
-            "textual_encoder": 1e-5,
-            "textual_crf": 1e-3,
-            "audio_encoder": 2e-5,
-            "audio_crf": 1e-4,
-            "fusion_layer": 1e-5,
-        }
-    )
-    weight_decay: float = 1e-5
-    lr_decay: float = 0.05
-    max_grad_norm: float = 5.0
-
-    def __post_init__(self) -> None:
-        for group, lr in self.lrs.items():
-            if not 0.0 < lr <= 1.0:
-                raise ValueError(f"lrs.{group}: learning rate must be in (0, 1], got {lr}")
-        if not 0.0 <= self.lr_decay < 1.0:
-            raise ValueError(f"lr_decay: must be in [0, 1), got {self.lr_decay}")
-        if self.weight_decay < 0 or self.max_grad_norm <= 0:
-            raise ValueError("weight_decay must be >= 0 and max_grad_norm > 0")
-
-
-def positive(obj: Any, *fields: str) -> None:
-    """Raise ValueError naming the first of ``fields`` that is not > 0 (for __post_init__ checks)."""
-    for f in fields:
-        if getattr(obj, f) <= 0:
-            raise ValueError(f"{f}: must be > 0, got {getattr(obj, f)}")
-
-
-def in_range(obj: Any, field: str, lo: float, hi: float) -> None:
-    """Raise ValueError when ``obj.field`` is outside [lo, hi]."""
-    value = getattr(obj, field)
-    if not lo <= value <= hi:
-        raise ValueError(f"{field}: must be in [{lo}, {hi}], got {value}")
+# Range checks live in the leaf layer (snlu.core.checks); re-exported for plugins written against snlu.config.
+__all__ = ["TrainConfig", "in_range", "load_recipe", "positive", "validate"]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -266,8 +231,21 @@ def validate(raw: DictConfig) -> DictConfig:
                               f"(one of: {', '.join(registry.names())})")
         out[key] = check_component(registry, raw[key], key)
     out.train = check_section(TrainConfig, raw.get("train"), "train")
-    out.optim = check_section(OptimConfig, raw.get("optim"), "optim")
+    for key, registry in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        out[key] = check_component(registry, _named(raw.get(key), key), key)
     return out
+
+
+def _named(values: Any, key: str) -> Any:
+    """A section that may leave its component ``name`` out (``optim: {lrs: ...}`` is AdamW)."""
+    if values is None:
+        values = {}
+    if isinstance(values, (dict, DictConfig)) and values.get("name") is None:
+        if key == "optim" and "lr_decay" in values:
+            raise ConfigError("optim.lr_decay: moved to its own section: scheduler: {name: epoch_decay, decay: "
+                              f"{values['lr_decay']}}}")
+        values = {**OmegaConf.to_container(OmegaConf.create(values)), "name": DEFAULT_NAMES[key]}
+    return values
 
 
 def _seed(value: Any) -> int:

@@ -38,6 +38,8 @@ BUILTIN_MODULES = (
     "snlu.tasks.text_ner",
     "snlu.tasks.asr",
     "snlu.tasks.e2e_ner",
+    "snlu.optim.optimizers",
+    "snlu.optim.schedulers",
 )
 ENTRY_POINT_GROUP = "snlu.plugins"
 

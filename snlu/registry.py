@@ -121,8 +121,11 @@ HEADS = Registry("heads", "head")
 LOSSES = Registry("losses", "loss")
 TASKS = Registry("tasks", "task")
 DATASETS = Registry("datasets", "data")
+OPTIMIZERS = Registry("optimizers", "optim")
+SCHEDULERS = Registry("schedulers", "scheduler")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
-    for r in (TEXT_ENCODERS, AUDIO_FRONTENDS, AUDIO_ENCODERS, AUDIO_TOKENIZERS, FUSIONS, HEADS, LOSSES, TASKS, DATASETS)
+    for r in (TEXT_ENCODERS, AUDIO_FRONTENDS, AUDIO_ENCODERS, AUDIO_TOKENIZERS, FUSIONS, HEADS, LOSSES, TASKS, DATASETS,
+              OPTIMIZERS, SCHEDULERS)
 }

@@ -33,7 +33,8 @@ def test_reference_settings():
     cfg = load_recipe(RAW)
     assert dict(cfg.optim.lrs) == {"textual_encoder": 1e-5, "textual_crf": 1e-3, "audio_encoder": 2e-5,
                                    "audio_crf": 1e-4, "fusion_layer": 1e-5}
-    assert (cfg.loss.ctc_coef, cfg.loss.audio_crf_coef, cfg.optim.lr_decay) == (0.05, 0.1, 0.05)
+    assert (cfg.loss.ctc_coef, cfg.loss.audio_crf_coef, cfg.scheduler.decay) == (0.05, 0.1, 0.05)
+    assert cfg.scheduler.name == "epoch_decay" and cfg.optim.name == "adamw" and cfg.optim.eps == 1e-6
     assert (cfg.audio_encoder.n_blocks, cfg.audio_encoder.d_model, cfg.audio_encoder.num_heads) == (9, 256, 4)
     assert cfg.frontend.num_mel_bins == 40 and cfg.optim.max_grad_norm == 5.0
 

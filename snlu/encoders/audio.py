@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from snlu.config import in_range, positive
+from snlu.core.checks import in_range, positive
 
 
 @dataclasses.dataclass
@@ -40,7 +40,7 @@ class SinusoidalPositions(nn.Module):
     def __init__(self, d_model: int, dropout: float):
         super().__init__()
         self.d_model = d_model
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         t = x.shape[1]

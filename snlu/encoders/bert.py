@@ -62,6 +62,7 @@ class BertTextEncoder(nn.Module):
             self.model = AutoModel.from_config(config, add_pooling_layer=False)
         self.dim = self.model.config.hidden_size
         self.intermediate_size = self.model.config.intermediate_size
+        self.num_heads = self.model.config.num_attention_heads
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """(B, N) word pieces -> (B, N, hidden)."""

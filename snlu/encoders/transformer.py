@@ -1,26 +1,59 @@
-"""The reference speech encoder: Conv2d 4x subsampling, sinusoidal positions, post-norm Transformer."""
+"""The reference speech encoder: Conv2d 4x subsampling, sinusoidal positions, post-norm Transformer.
+
+Dropout sits where the reference has it: on the two residual branches of every block (``dropout``). Dropout
+of the attention probabilities (``attention_dropout``), inside the feed-forward after its ReLU
+(``ffn_dropout``) and on the positional encoding (``pos_dropout``) are options, off by default; a placement
+that is off costs nothing (no mask is drawn) and attention without dropout runs the fused SDPA kernel.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import Tensor, nn
 
+from snlu.core.checks import in_range
 from snlu.encoders.audio import AudioEncoderConfig, SinusoidalPositions, padding_mask
 from snlu.encoders.subsampling import Conv2dSubsampling
 from snlu.registry import AUDIO_ENCODERS
 
 
-@AUDIO_ENCODERS.register("transformer", config=AudioEncoderConfig)
+@dataclasses.dataclass
+class TransformerEncoderConfig(AudioEncoderConfig):
+    """``dropout`` on the residual branches (reference 0.1); the other placements are off in the reference."""
+
+    attention_dropout: float = 0.0
+    ffn_dropout: float = 0.0
+    pos_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("attention_dropout", "ffn_dropout", "pos_dropout"):
+            in_range(self, name, 0.0, 1.0)
+
+
+def dropout_or_identity(p: float) -> nn.Module:
+    """``nn.Dropout(p)``, or a no-op module when ``p`` is 0 (nothing drawn, nothing multiplied)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
+@AUDIO_ENCODERS.register("transformer", config=TransformerEncoderConfig)
 class TransformerAudioEncoder(nn.Module):
     """Conv2d subsampling + n_blocks post-norm Transformer blocks (reference: 9 x d256, 4 heads)."""
 
-    def __init__(self, cfg: AudioEncoderConfig, in_feats: int):
+    def __init__(self, cfg: TransformerEncoderConfig, in_feats: int):
         super().__init__()
         self.dim = cfg.d_model
         self.subsample = Conv2dSubsampling(in_feats, cfg.d_model)
-        self.positions = SinusoidalPositions(cfg.d_model, cfg.dropout)
+        self.positions = SinusoidalPositions(cfg.d_model, cfg.pos_dropout)
         layer = nn.TransformerEncoderLayer(
             cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout, activation="relu", batch_first=True
         )
+        # Same parameters and state-dict keys as torch's layer; only where dropout is drawn changes.
+        layer.self_attn.dropout = cfg.attention_dropout  # on the attention probabilities
+        layer.dropout = dropout_or_identity(cfg.ffn_dropout)  # inside the feed-forward, after the ReLU
+        layer.dropout1 = dropout_or_identity(cfg.dropout)  # residual branch of the attention
+        layer.dropout2 = dropout_or_identity(cfg.dropout)  # residual branch of the feed-forward
         # nested tensors would drop padded rows' outputs to zero differently in eval: keep dense
         self.blocks = nn.TransformerEncoder(layer, cfg.n_blocks, enable_nested_tensor=False)
 

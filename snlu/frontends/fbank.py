@@ -22,12 +22,13 @@ import torch
 import torchaudio
 from torch import Tensor, nn
 
-from snlu.config import in_range, positive
+from snlu.core.checks import in_range, one_of, positive
 from snlu.errors import ConfigError
 from snlu.registry import AUDIO_FRONTENDS
 
 log = logging.getLogger("snlu")
 SAMPLE_RATE = 16000
+NORMS = ("utterance", "utterance_bins", "global", "none")
 
 
 @dataclasses.dataclass
@@ -54,14 +55,14 @@ class FbankConfig:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     dither: float = 0.0
-    norm: str = "utterance"  # utterance (reference) | global (CMVN from the training set) | none
+    norm: str = "utterance"  # utterance: one mean/std over the whole T x F matrix (reference) | utterance_bins:
+    #   per mel bin over the utterance's frames | global: per-bin CMVN from the training set | none
     cmvn: str | None = None  # with norm: global, read the statistics from this cmvn.json instead of computing them
     specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
         positive(self, "num_mel_bins", "frame_length_ms", "frame_shift_ms")
-        if self.norm not in ("utterance", "global", "none"):
-            raise ValueError(f"norm: expected utterance, global or none, got '{self.norm}'")
+        one_of(self, "norm", NORMS)
         if self.cmvn is not None:
             if self.norm != "global":
                 raise ValueError(f"cmvn: statistics are used only with norm: global (norm is '{self.norm}')")
@@ -160,6 +161,8 @@ class Fbank(nn.Module):
         """(B, T, F) padded features -> normalised (and, in training, masked) features."""
         mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
         if self.cfg.norm == "utterance":
+            feats = utterance_norm(feats, mask, lengths)
+        elif self.cfg.norm == "utterance_bins":
             n = lengths.clamp_min(1).to(feats.dtype)[:, None, None]
             mean = (feats * mask).sum(1, keepdim=True) / n
             var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / n
@@ -170,6 +173,16 @@ class Fbank(nn.Module):
         if self.training and self.cfg.specaug.enabled:
             feats = spec_augment(feats, lengths, self.cfg.specaug)
         return feats
+
+
+def utterance_norm(feats: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
+    """Each utterance minus the mean, over the standard deviation, of all its T x F values (the reference's
+    ``torch.std_mean(feature)``: one scalar pair per utterance, unbiased std; padding excluded)."""
+    f = feats.shape[-1]
+    n = (lengths.clamp_min(1) * f).to(feats.dtype)[:, None, None]  # values per utterance
+    mean = (feats * mask).sum((1, 2), keepdim=True) / n
+    var = (((feats - mean) * mask) ** 2).sum((1, 2), keepdim=True) / (n - 1).clamp_min(1)
+    return (feats - mean) / var.sqrt().clamp_min(1e-5)  # (a constant utterance: no division by zero)
 
 
 def _same(a: Any, b: Any) -> bool:

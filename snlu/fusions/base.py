@@ -12,19 +12,22 @@ import dataclasses
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snlu.config import in_range, positive
+from snlu.core.checks import in_range, positive
 
 
 @dataclasses.dataclass
 class FusionConfig:
-    """Cross-attention options (hidden size follows the text encoder)."""
+    """Cross-attention options (hidden size follows the text encoder). ``num_heads`` null: the text encoder's
+    head count (the reference builds the layer from a default ``BertConfig()``: 12 heads of 64 for a 768-wide
+    BERT); ``dropout`` on the attention probabilities and the residual branches, as in BERT."""
 
-    num_heads: int = 8
+    num_heads: int | None = None
     dropout: float = 0.1
     intermediate_size: int | None = None  # null: the text encoder's
 
     def __post_init__(self) -> None:
-        positive(self, "num_heads")
+        if self.num_heads is not None:
+            positive(self, "num_heads")
         in_range(self, "dropout", 0.0, 1.0)
 
 

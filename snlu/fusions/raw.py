@@ -17,6 +17,8 @@ class RawFusion(Fusion):
     def __init__(self, cfg: FusionConfig, text_dim: int, audio_dim: int, intermediate_size: int):
         super().__init__()
         inter = cfg.intermediate_size or intermediate_size
+        if cfg.num_heads is None:
+            raise ValueError("fusion.num_heads: null must be resolved by the task (the text encoder's heads)")
         self.block = CrossAttentionBlock(text_dim, audio_dim, cfg.num_heads, cfg.dropout, inter)
 
     def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor) -> Tensor:

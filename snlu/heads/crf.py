@@ -7,15 +7,18 @@ import dataclasses
 from torch import Tensor, nn
 from torchcrf import CRF
 
-from snlu.config import in_range
+from snlu.core.checks import in_range
 from snlu.registry import HEADS
 
 
 @dataclasses.dataclass
 class CRFConfig:
-    """Options of the CRF tagging head."""
+    """Options of the CRF tagging head. ``classifier_group``: the optimiser group of the linear classifier
+    (null: the head's own group; the reference's name matching puts its text classifier, ``hidden2tag``, in
+    the BERT group, ``textual_encoder``, while the CRF transitions keep theirs)."""
 
     dropout: float = 0.1
+    classifier_group: str | None = None
 
     def __post_init__(self) -> None:
         in_range(self, "dropout", 0.0, 1.0)
@@ -27,9 +30,14 @@ class CRFHead(nn.Module):
 
     def __init__(self, cfg: CRFConfig, in_dim: int, num_tags: int):
         super().__init__()
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.linear = nn.Linear(in_dim, num_tags)
         self.crf = CRF(num_tags, batch_first=True)
+        self.classifier_group = cfg.classifier_group
+
+    def group_overrides(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters that go to another optimiser group than the head's (the classifier, when asked)."""
+        return {self.classifier_group: list(self.linear.parameters())} if self.classifier_group else {}
 
     def emissions(self, x: Tensor) -> Tensor:
         return self.linear(self.dropout(x)).float()  # (B, N, tags); the CRF runs in float32

@@ -15,9 +15,12 @@ from snlu.registry import HEADS
 
 @dataclasses.dataclass
 class CTCConfig:
-    """Options of the CTC head."""
+    """Options of the CTC head. ``train_embedding``: false computes the logits from the embedding matrix
+    detached, as the reference does (``H . E.data^T``: CTC sends no gradient into E, which then keeps its
+    initial, or ASR-pretrained, values); an ASR model must train it."""
 
     dropout: float = 0.0
+    train_embedding: bool = True
 
 
 @HEADS.register("ctc", config=CTCConfig)
@@ -28,8 +31,9 @@ class CTCHead(nn.Module):
 
     def __init__(self, cfg: CTCConfig, in_dim: int, vocab_size: int):
         super().__init__()
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.embedding = nn.Parameter(torch.randn(vocab_size, in_dim) * in_dim**-0.5)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+        self.embedding = nn.Parameter(torch.randn(vocab_size, in_dim) * in_dim**-0.5,
+                                      requires_grad=cfg.train_embedding)
 
     def forward(self, frames: Tensor) -> Tensor:
         """(B, T, d) -> (B, T, vocab) logits."""

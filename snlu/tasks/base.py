@@ -95,8 +95,13 @@ class Task(nn.Module):
         out: dict[str, list[nn.Parameter]] = {}
         for section, group in self.groups.items():
             module = getattr(self, section, None)
-            if module is not None:
-                out.setdefault(group, []).extend(p for p in module.parameters() if p.requires_grad)
+            if module is None:
+                continue
+            moved = getattr(module, "group_overrides", dict)()  # a component may send some parameters elsewhere
+            elsewhere = {id(p) for ps in moved.values() for p in ps}
+            for name, ps in moved.items():
+                out.setdefault(name, []).extend(p for p in ps if p.requires_grad)
+            out.setdefault(group, []).extend(p for p in module.parameters() if p.requires_grad and id(p) not in elsewhere)
         covered = {id(p) for ps in out.values() for p in ps}
         stray = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
         if stray:

@@ -31,6 +31,14 @@ from snlu.tasks.base import lengths_mask, pad
 from snlu.tasks.ner import NERTask
 
 
+def follow_text_encoder(section: DictConfig, text_encoder: Any) -> DictConfig:
+    """A copy of a fusion's config with ``num_heads: null`` set to the text encoder's head count."""
+    section = section.copy()
+    if "num_heads" in section and section.num_heads is None:
+        section.num_heads = text_encoder.num_heads
+    return section
+
+
 @dataclasses.dataclass
 class SpokenNERConfig:
     """No options: the components are configured in their own sections."""
@@ -69,7 +77,8 @@ class SpokenNERTask(NERTask):
         da, dt = self.audio_encoder.dim, self.text_encoder.dim
         self.ctc_head = HEADS.build(cfg.ctc_head, da, len(vocab))
         self.audio_tokenizer = AUDIO_TOKENIZERS.build(cfg.audio_tokenizer)
-        self.fusion = FUSIONS.build(cfg.fusion, dt, da, self.text_encoder.intermediate_size)
+        self.fusion = FUSIONS.build(follow_text_encoder(cfg.fusion, self.text_encoder), dt, da,
+                                    self.text_encoder.intermediate_size)
         self.text_head = HEADS.build(cfg.text_head, 2 * dt, len(labels))
         self.audio_head = HEADS.build(cfg.audio_head, da, len(labels))
         self.loss = LOSSES.build(cfg.loss)

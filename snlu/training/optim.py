@@ -1,20 +1,28 @@
-"""AdamW (fused) with one parameter group per model part, no weight decay on biases/norms, per-epoch lr decay."""
+"""The recipe's optimiser and schedule for a task: parameter groups per model part, no weight decay on vectors.
+
+Both are registered components (``optim: {name: adamw | adam, ...}``, ``scheduler: {name: epoch_decay | ...}``:
+snlu/optim/); this module only groups the task's parameters and hands them over.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
 from snlu.errors import ConfigError
+from snlu.optim.schedulers import Schedule
+from snlu.registry import OPTIMIZERS, SCHEDULERS
 from snlu.tasks.base import Task
 
 log = logging.getLogger("snlu")
 
 
-def build_optimizer(task: Task, optim: DictConfig) -> torch.optim.AdamW:
-    """One AdamW group per (part, decay) pair; vectors (biases, LayerNorm/CRF start-end) get no decay."""
+def param_groups(task: Task, optim: DictConfig) -> list[dict[str, Any]]:
+    """One group per (part, decay) pair, named after the part; vectors (biases, LayerNorm, CRF start/end
+    scores) get no weight decay."""
     groups = []
     parts = task.param_groups()
     for part, params in parts.items():
@@ -30,11 +38,16 @@ def build_optimizer(task: Task, optim: DictConfig) -> torch.optim.AdamW:
     unused = sorted(set(optim.lrs) - set(parts))
     if unused:
         log.info("optim.lrs: groups not used by task '%s': %s", task.cfg.task.name, ", ".join(unused))
-    # fused: one kernel per step over all tensors (on a 2-core CPU 10x faster than the default for-each
-    # implementation on BERT's 11M-weight embedding; see README "Performance")
-    return torch.optim.AdamW(groups, fused=True)
+    return groups
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, lr_decay: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """Stepped once per epoch: after epoch e every lr is base * (1 - lr_decay) ** e."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: (1.0 - lr_decay) ** epoch)
+def build_optimizer(task: Task, optim: DictConfig) -> torch.optim.Optimizer:
+    """The recipe's optimiser over the task's parameter groups."""
+    return OPTIMIZERS.build(optim, param_groups(task, optim))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, scheduler: DictConfig
+                    ) -> tuple[Schedule, torch.optim.lr_scheduler.LambdaLR]:
+    """The recipe's schedule and the ``LambdaLR`` that applies it (its state goes into checkpoints)."""
+    schedule = SCHEDULERS.build(scheduler)
+    return schedule, schedule.build(optimizer)

@@ -6,7 +6,8 @@ scalar is indexed by the global step (batches done), so epoch-level values line 
 
     train/loss, train/<term>    mean over the last ``train.log_every`` steps and over an epoch's last steps
                                 (terms: e.g. text_crf, audio_crf, ctc)
-    lr/<group>                  learning rate of each parameter group during the epoch
+    lr/<group>                  learning rate of each parameter group at the end of the epoch
+    lr_step/<group>             learning rate of each group at each log (per-step schedules: warm-up, ...)
     dev/<metric>                dev metrics (dev/per_type/<TYPE>/<f1|precision|recall>)
     speed/utt_per_s, speed/epoch_minutes, train/skipped_steps, epoch
 
@@ -38,6 +39,7 @@ class Tracker:
         self.sums: dict[str, float] = {}
         self.count = 0
         self.flushed = 0  # the step of the last log
+        self.lrs: dict[str, float] = {}  # each group's lr after the last step
         self.writer: Any = None
         self.wandb: Any = None
 
@@ -49,14 +51,16 @@ class Tracker:
 
     # ------------------------------------------------------------------ hooks
 
-    def step(self, step: int, loss: float, terms: dict[str, float]) -> None:
-        """One optimizer step (``step``: batches done, this one included); logs every ``log_every`` steps."""
+    def step(self, step: int, loss: float, terms: dict[str, float], lrs: dict[str, float] | None = None) -> None:
+        """One optimizer step (``step``: batches done, this one included); logs every ``log_every`` steps, with
+        the learning rate of each group after the step (``lrs``: per-step schedules move them every step)."""
         if not self.enabled:
             return
         if self.writer is None:
             self.open(step)
         for k, v in {"loss": loss, **terms}.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.lrs = dict(lrs or {})
         self.count += 1
         if step // self.every > self.flushed // self.every:  # (steps advance by train.accum_steps batches)
             self.flush_steps(step)
@@ -64,7 +68,8 @@ class Tracker:
     def flush_steps(self, step: int) -> None:
         """Log the mean of the steps since the last log (at an epoch's end too: no step goes unlogged)."""
         if self.count:
-            self.scalars({f"train/{k}": v / self.count for k, v in self.sums.items()}, step)
+            self.scalars({**{f"train/{k}": v / self.count for k, v in self.sums.items()},
+                          **{f"lr_step/{k}": v for k, v in self.lrs.items()}}, step)
         self.sums, self.count, self.flushed = {}, 0, step
 
     def epoch(self, history: list[dict[str, Any]], step: int) -> None:

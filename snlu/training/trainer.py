@@ -1,6 +1,7 @@
-"""The training loop: AdamW groups, per-epoch lr decay, clipping, dev selection, best/ checkpoint.
+"""The training loop: the recipe's optimiser and lr schedule, clipping, dev selection, best/ checkpoint.
 
-It asks the task for losses (``training_step``) and predictions (``predict``) and nothing else. Options:
+It asks the task for losses (``training_step``) and predictions (``predict``) and nothing else; the optimiser
+and the schedule are registered components (``optim``, ``scheduler``: snlu/optim/). Options:
 gradient accumulation (``train.accum_steps``), mixed precision (``train.amp``: autocast, with a GradScaler
 for fp16), ``torch.compile`` of the encoders (``train.compile``), and data-parallel training under
 torchrun (``snlu.training.distributed``: DDP, rank 0 writes, dev/test predictions sharded and gathered).
@@ -137,7 +138,7 @@ class Trainer:
             # find_unused_parameters: components may own parameters a recipe does not train (BERT's pooler)
             self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, find_unused_parameters=True)
         self.optimizer = build_optimizer(task, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim.lr_decay)
+        self.schedule, self.scheduler = build_scheduler(self.optimizer, cfg.scheduler)
         self.progress = Progress()
         self.stop = StopSignals()
         self.tracker = Tracker(self.run_dir, cfg, task.main_metric, enabled=self.place.main)
@@ -195,6 +196,7 @@ class Trainer:
         tc, p, key = self.cfg.train, self.progress, self.task.main_metric
         loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
                              self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, self.task))
+        self.schedule.set_total(self.schedule_length(len(loader)))
         with self.stop, self.tracker:
             while p.epoch <= tc.epochs and not self.step_limit_reached():
                 epoch = p.epoch
@@ -206,7 +208,8 @@ class Trainer:
                     if self.stop.signum is not None:  # Ctrl-C also stopped the loader's workers
                         raise self.interrupted() from None
                     raise
-                self.scheduler.step()
+                if self.schedule.interval == "epoch":
+                    self.scheduler.step()
                 p.history.append({"epoch": epoch, **stats, "dev": metrics})
                 is_best = self.better(metrics[key], p.best)
                 if is_best:
@@ -225,6 +228,19 @@ class Trainer:
                 if self.stopping():
                     raise self.interrupted()
         return p.best_metrics
+
+    def schedule_length(self, batches_per_epoch: int) -> int:
+        """How many times the schedule is stepped over the run: epochs, or optimizer steps (``train.max_steps``
+        and ``train.accum_steps`` counted; an epoch's last group may hold fewer batches)."""
+        tc = self.cfg.train
+        if self.schedule.interval == "epoch":
+            return tc.epochs
+        steps = tc.epochs * math.ceil(batches_per_epoch / tc.accum_steps)
+        return min(steps, math.ceil(tc.max_steps / tc.accum_steps)) if tc.max_steps else steps
+
+    def lrs(self) -> dict[str, float]:
+        """The learning rate of each parameter group now."""
+        return {g["name"]: g["lr"] for g in self.optimizer.param_groups}
 
     def step_limit_reached(self) -> bool:
         """``train.max_steps`` batches are done (a quick run: the epoch in progress ends, is evaluated, saved)."""
@@ -307,7 +323,7 @@ class Trainer:
         return {
             "loss": loss / steps,
             "terms": {k: v / steps for k, v in zip(keys, terms)},
-            "lrs": {g["name"]: g["lr"] for g in self.optimizer.param_groups},
+            "lrs": self.lrs(),
             "seconds": s["seconds"],
             "utt_per_s": utts / max(s["seconds"], 1e-9),
             "skipped_steps": int(skipped),
@@ -338,13 +354,15 @@ class Trainer:
             return
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.schedule.interval == "step":
+            self.scheduler.step()
         p, s = self.progress, self.sums()
         p.bad_in_a_row = 0
         utts = sum(len(b["utts"]) for b in group)
         s["loss"], s["steps"], s["utts"] = s["loss"] + value * len(group), s["steps"] + len(group), s["utts"] + utts
         for k, v in terms.items():
             s["terms"][k] = s["terms"].get(k, 0.0) + v * len(group)
-        self.tracker.step(p.step + len(group), value, terms)  # p.step counts these batches once it returns
+        self.tracker.step(p.step + len(group), value, terms, self.lrs())  # p.step counts these batches once it returns
 
     def autocast(self) -> torch.autocast:
         """Mixed precision as ``train.amp`` says (a no-op context when it is off)."""

@@ -32,6 +32,10 @@ def test_real_aishell_recording_through_frontend():
     assert 100 < feats.shape[0] < 1468 and torch.isfinite(feats).all()
     fb.eval()
     out = fb(feats[None], torch.tensor([feats.shape[0]]))[0]
+    std, mean = torch.std_mean(feats)  # the reference: one scalar pair over the whole T x F matrix
+    torch.testing.assert_close(out, (feats - mean) / std, atol=1e-4, rtol=1e-4)
+    bins = frontend(norm="utterance_bins").eval()
+    out = bins(feats[None], torch.tensor([feats.shape[0]]))[0]
     torch.testing.assert_close(out.mean(0), torch.zeros(40), atol=1e-4, rtol=0)
     torch.testing.assert_close(out.std(0, unbiased=False), torch.ones(40), atol=1e-2, rtol=0)
 
@@ -47,12 +51,15 @@ def test_80_bins_and_global_cmvn():
     assert out.shape[-1] == 80 and out[0, len(feats[0]) :].abs().sum() == 0  # padding stays zero
 
 
-def test_utterance_norm_ignores_padding():
-    fb = frontend().eval()
+@pytest.mark.parametrize("norm", ["utterance", "utterance_bins"])
+def test_utterance_norm_ignores_padding(norm):
+    fb = frontend(norm=norm).eval()
     a, b = torch.randn(50, 40) * 3 + 1, torch.randn(20, 40)
     batch = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
     out = fb(batch, torch.tensor([50, 20]))
     torch.testing.assert_close(out[1, :20], fb(b[None], torch.tensor([20]))[0])
+    torch.testing.assert_close(out[0], fb(a[None], torch.tensor([50]))[0])
+    assert out[1, 20:].abs().sum() == 0
 
 
 def test_specaugment_only_in_training_and_within_limits():

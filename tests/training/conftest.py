@@ -95,7 +95,9 @@ def toy(tmp_path):
             "seed": 3,
             "task": {"name": "toy"},
             "train": check_section(TrainConfig, options, "train"),
-            "optim": {"lrs": {"toy": 0.05}, "weight_decay": 0.01, "lr_decay": 0.1, "max_grad_norm": 1.0},
+            "optim": {"name": "adamw", "lrs": {"toy": 0.05}, "weight_decay": 0.01, "max_grad_norm": 1.0,
+                      "eps": 1e-6, "betas": [0.9, 0.999], "fused": True},
+            "scheduler": {"name": "epoch_decay", "decay": 0.1},
         })
         seed_everything(cfg.seed)
         task = ToyTask(cfg, CharVocab.build(SENTENCES))

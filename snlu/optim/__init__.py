@@ -1,0 +1,1 @@
+"""Optimisers and learning-rate schedules: registered components like every other part of a recipe."""
