@@ -24,8 +24,8 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from snlu.errors import ConfigError
 from snlu.core.checks import in_range, positive
+from snlu.errors import ConfigError
 from snlu.registry import DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
 
 FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim", "scheduler")

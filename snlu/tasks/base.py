@@ -101,7 +101,8 @@ class Task(nn.Module):
             elsewhere = {id(p) for ps in moved.values() for p in ps}
             for name, ps in moved.items():
                 out.setdefault(name, []).extend(p for p in ps if p.requires_grad)
-            out.setdefault(group, []).extend(p for p in module.parameters() if p.requires_grad and id(p) not in elsewhere)
+            own = [p for p in module.parameters() if p.requires_grad and id(p) not in elsewhere]
+            out.setdefault(group, []).extend(own)
         covered = {id(p) for ps in out.values() for p in ps}
         stray = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
         if stray:
