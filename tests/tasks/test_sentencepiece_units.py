@@ -22,6 +22,7 @@ from snlu.config import load_recipe
 from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.data.units import SentencePieceUnits
 from snlu.data.vocab import CharVocab
+from snlu.errors import SnluError
 from snlu.inference import predict_utterances
 from snlu.registry import TASKS
 from snlu.tasks.base import Task
@@ -169,3 +170,14 @@ def test_e2e_ner_sp_recipe_trains_and_reloads(tmp_path, tiny, demo_overrides, de
     test = read_cnerta(demo_dir / "test.jsonl", AudioIndex(demo_dir / "wav"))
     again = predict_utterances(task, test, 2, "cpu", progress=False)
     assert [text for text, _ in again] == [x["prediction"] for x in lines] and any(x["prediction"] for x in lines)
+
+
+def test_missing_or_broken_units_model_is_one_line(sp_run, tmp_path):
+    model = Path(shutil.copytree(sp_run / "best", tmp_path / "best"))
+    (model / "units.model").write_bytes(b"not a model")
+    with pytest.raises(SnluError) as e:
+        Task.load(model)
+    assert str(e.value).startswith(f"{model}/units.model: not a vocabulary: ") and "\n" not in str(e.value)
+    (model / "units.model").unlink()
+    with pytest.raises(SnluError, match=r"units\.model: not found \(.* is not a saved model"):
+        Task.load(model)
