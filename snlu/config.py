@@ -161,7 +161,8 @@ def _explain(e: OmegaConfBaseException, key: str, schema: type) -> ConfigError:
         valid = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
         close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]}?" if close else ""
-        return ConfigError(f"{path}: unknown key{hint} (valid: {', '.join(valid)})")
+        options = f"valid: {', '.join(valid)}" if valid else "this section has no options"
+        return ConfigError(f"{path}: unknown key{hint} ({options})")
     if isinstance(e, MissingMandatoryValue):
         return ConfigError(f"{path}: missing required value")
     msg = str(getattr(e, "msg", e)).splitlines()[0]

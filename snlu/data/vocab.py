@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
 BLANK, PAD, UNK = "<blank>", "<pad>", "<unk>"
 SPECIALS = (BLANK, PAD, UNK)  # blank is id 0, as CTC expects
@@ -13,6 +14,10 @@ SPECIALS = (BLANK, PAD, UNK)  # blank is id 0, as CTC expects
 
 class CharVocab:
     """``{char: id}`` with ``<blank>`` = 0, ``<pad>`` = 1, ``<unk>`` = 2, then characters by frequency."""
+
+    kind: ClassVar[str] = "char"  # the units interface of snlu.data.units
+    file: ClassVar[str] = "vocab.json"
+    pad_id: ClassVar[int] = 1
 
     def __init__(self, stoi: dict[str, int]):
         if [stoi.get(s) for s in SPECIALS] != [0, 1, 2]:
@@ -35,6 +40,10 @@ class CharVocab:
 
     def __len__(self) -> int:
         return len(self.stoi)
+
+    def single(self, symbol: str) -> bool:
+        """``symbol`` is one unit (a character of the vocabulary)."""
+        return len(symbol) == 1 and symbol in self.stoi
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.stoi, ensure_ascii=False, indent=0), encoding="utf-8")

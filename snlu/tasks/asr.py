@@ -1,4 +1,5 @@
-"""``asr``: audio encoder + CTC over characters, scored by character error rate.
+"""``asr``: audio encoder + CTC over characters or SentencePiece pieces (``task.units``), scored by character
+error rate of the decoded text.
 
 Trained on an ASR corpus (AISHELL-1 for CNERTA), its frontend and audio encoder initialise a
 spoken-NER recipe through ``audio_encoder.init_from: RUN_DIR``.
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from snlu.config import positive
 from snlu.data.cnerta import Utterance
-from snlu.data.vocab import CharVocab
+from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
@@ -23,12 +24,14 @@ from snlu.tasks.base import Task, pad
 
 
 @dataclasses.dataclass
-class ASRConfig:
-    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam."""
+class ASRConfig(UnitsConfig):
+    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam. The output
+    units: ``units`` (char | sentencepiece), ``sp_type``, ``sp_vocab_size``, ``sp_model`` (snlu.data.units)."""
 
     beam_size: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive(self, "beam_size")
 
 
@@ -42,11 +45,18 @@ class ASRTask(Task):
     higher_is_better = False
     uses_text = False
 
-    def __init__(self, cfg: DictConfig, vocab: CharVocab, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True):
         super().__init__(cfg, vocab)
         self.frontend = AUDIO_FRONTENDS.build(cfg.frontend)
         self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
         self.ctc_head = HEADS.build(cfg.ctc_head, self.audio_encoder.dim, len(vocab))
+
+    @classmethod
+    def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> ASRTask:
+        """A fresh model: characters of the training transcripts, or a SentencePiece model trained on them."""
+        task = cls(cfg, build_units(cfg.task, (u.sentence for u in train)))
+        task.fit(train)
+        return task
 
     def target(self, utt: Utterance) -> str:
         """What CTC learns to emit (``e2e_ner`` adds entity markers)."""
@@ -60,7 +70,7 @@ class ASRTask(Task):
         return {
             "feats": pad([it["feats"] for it in items]),
             "feat_lengths": torch.tensor([len(it["feats"]) for it in items]),
-            "char_ids": pad([it["char_ids"] for it in items], self.vocab.stoi["<pad>"]),
+            "char_ids": pad([it["char_ids"] for it in items], self.vocab.pad_id),
             "char_lengths": torch.tensor([len(it["char_ids"]) for it in items]),
             "utts": [it["utt"] for it in items],
         }

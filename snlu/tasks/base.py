@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import Utterance
+from snlu.data.units import Units, load_units, units_file, units_kind
 from snlu.data.vocab import CharVocab
 from snlu.encoders.audio import padding_mask
 from snlu.errors import ConfigError, DataError, SnluError
@@ -51,7 +52,7 @@ class Task(nn.Module):
     uses_audio: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True  # False: the transcript is only a target (ASR), prediction needs audio alone
 
-    def __init__(self, cfg: DictConfig, vocab: CharVocab, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True):
         super().__init__()
         self.cfg = cfg
         self.vocab = vocab
@@ -167,7 +168,7 @@ class Task(nn.Module):
         tmp.mkdir(parents=True)
         save_model(self, str(tmp / WEIGHTS))
         OmegaConf.save(self.cfg, tmp / "config.yaml")
-        self.vocab.save(tmp / "vocab.json")
+        self.vocab.save(tmp / self.vocab.file)
         self.save_assets(tmp)
         for f in tmp.iterdir():
             if f.is_file():
@@ -198,9 +199,8 @@ class Task(nn.Module):
         folder = Path(folder)
         if (folder / "best" / WEIGHTS).is_file():
             folder = folder / "best"
-        for need in (WEIGHTS, "config.yaml", "vocab.json"):
-            if not (folder / need).is_file():
-                raise SnluError(f"{folder / need}: not found ({folder} is not a saved model: a run's best/ folder)")
+        for need in (WEIGHTS, "config.yaml"):
+            _need(folder, need)
         # Every problem below is one line naming the file: a model folder is input like any other.
         try:  # OmegaConf's YAML loader is a safe loader: no python/* tags; names go through the registries
             cfg = OmegaConf.load(folder / "config.yaml")
@@ -212,14 +212,18 @@ class Task(nn.Module):
                 cfg.audio_encoder.init_from = None
             if "cmvn" in cfg.get("frontend", {}):  # the statistics are in the weights (buffers)
                 cfg.frontend.cmvn = None
+            kind = units_kind(cfg.task)
+            if kind not in ("char", "sentencepiece"):
+                raise SnluError(f"task.units: unknown units '{kind}'")
         except SnluError as e:
             raise SnluError(f"{folder / 'config.yaml'}: {e}") from None
         except Exception as e:  # yaml and OmegaConf errors: unreadable or not a model config
             raise SnluError(f"{folder / 'config.yaml'}: not a valid model config: {_first_line(e)}") from None
+        vocab_file = folder / _need(folder, units_file(kind))
         try:
-            vocab = CharVocab.load(folder / "vocab.json")
-        except (OSError, ValueError, TypeError, AttributeError) as e:
-            raise SnluError(f"{folder / 'vocab.json'}: not a vocabulary: {_first_line(e)}") from None
+            vocab = load_units(vocab_file, kind)
+        except (OSError, ValueError, TypeError, AttributeError, RuntimeError) as e:
+            raise SnluError(f"{vocab_file}: not a vocabulary: {_first_line(e)}") from None
         try:
             task = cls(cfg, vocab, load_weights=False, **cls.load_assets(folder, cfg))
         except SnluError:
@@ -237,7 +241,8 @@ class Task(nn.Module):
         return task
 
     def init_audio_from(self, path: Path) -> None:
-        """Copy a pretrained (ASR) run's frontend, audio encoder and CTC rows of shared characters."""
+        """Copy a pretrained (ASR) run's frontend, audio encoder and CTC rows of shared characters (only the
+        frontend and encoder when either side has SentencePiece units: pieces of two models do not match)."""
         folder = path / "best" if (path / "best" / WEIGHTS).is_file() else path
         if not (folder / WEIGHTS).is_file():
             raise ConfigError(f"audio_encoder.init_from: no {WEIGHTS} in {path} or {path}/best")
@@ -248,14 +253,38 @@ class Task(nn.Module):
         if not any(k.startswith("audio_encoder.") for k in copied):
             raise ConfigError(f"audio_encoder.init_from: {folder} has no matching audio_encoder weights")
         self.load_state_dict(copied, strict=False)
+        log.info("audio_encoder.init_from: copied %d tensors from %s", len(copied), folder)
         key = "ctc_head.embedding"
         if key in state and key in own:
-            src = CharVocab.load(folder / "vocab.json")
-            rows = [(i, src.stoi[c]) for c, i in self.vocab.stoi.items() if c in src.stoi]
-            with torch.no_grad():
-                emb = self.ctc_head.embedding
-                emb[[i for i, _ in rows]] = state[key][[j for _, j in rows]].to(emb.dtype)
-        log.info("audio_encoder.init_from: copied %d tensors from %s", len(copied), folder)
+            self._copy_ctc_rows(folder, state[key])
+
+    def _copy_ctc_rows(self, folder: Path, source: Tensor) -> None:
+        """The CTC embedding rows of the characters both vocabularies have; nothing (and a log line saying so)
+        unless both sides have character units."""
+        theirs = "sentencepiece" if (folder / units_file("sentencepiece")).is_file() else "char"
+        mine = getattr(self.vocab, "kind", "char")
+        src = None
+        if mine == theirs == "char":
+            try:
+                src = CharVocab.load(folder / units_file("char"))
+            except (OSError, ValueError, TypeError, AttributeError) as e:
+                log.warning("audio_encoder.init_from: %s unreadable (%s)", folder / units_file("char"), _first_line(e))
+        if src is None or len(src) != source.shape[0]:
+            log.info("audio_encoder.init_from: CTC units are %s here, %s in %s: copied only the frontend and the "
+                     "encoder, the CTC head starts afresh", mine, theirs, folder)
+            return
+        rows = [(i, src.stoi[c]) for c, i in self.vocab.stoi.items() if c in src.stoi]
+        with torch.no_grad():
+            emb = self.ctc_head.embedding
+            emb[[i for i, _ in rows]] = source[[j for _, j in rows]].to(emb.dtype)
+        log.info("audio_encoder.init_from: copied the CTC rows of %d shared characters", len(rows))
+
+
+def _need(folder: Path, name: str) -> str:
+    """``name`` when ``folder`` has that file, else the one-line error of a folder that is not a saved model."""
+    if not (folder / name).is_file():
+        raise SnluError(f"{folder / name}: not found ({folder} is not a saved model: a run's best/ folder)")
+    return name
 
 
 def _first_line(e: BaseException) -> str:
@@ -265,7 +294,8 @@ def _first_line(e: BaseException) -> str:
 
 def check_weights(folder: Path, task: Task) -> None:
     """Compare the shapes in ``folder/model.safetensors`` (its header only) with the rebuilt model's; a
-    mismatch in the vocabulary or label dimension names vocab.json or labels.json."""
+    mismatch in the vocabulary or label dimension names the vocabulary file (vocab.json, units.model) or
+    labels.json."""
     path = folder / WEIGHTS
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -273,7 +303,7 @@ def check_weights(folder: Path, task: Task) -> None:
     except (SafetensorError, OSError, ValueError) as e:
         raise SnluError(f"{path}: unreadable weights file: {_first_line(e)}") from None
     own = task.state_dict()
-    sizes = [("vocab.json", len(task.vocab))]
+    sizes = [(task.vocab.file, len(task.vocab))]
     if getattr(task, "labels", None) is not None:
         sizes.append(("labels.json", len(task.labels)))
     for key, shape in shapes.items():

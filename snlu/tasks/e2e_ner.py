@@ -1,4 +1,5 @@
-"""``e2e_ner``: named entities from speech alone, end to end: CTC over characters plus entity markers.
+"""``e2e_ner``: named entities from speech alone, end to end: CTC over characters (or SentencePiece pieces,
+``task.units``) plus entity markers.
 
 Each entity of the transcript is wrapped in a pair of marker symbols of its type, and the speech encoder
 learns to emit them with the characters (Ghannay et al. 2018; Yadav et al. 2020)::
@@ -7,6 +8,7 @@ learns to emit them with the characters (Ghannay et al. 2018; Yadav et al. 2020)
 
 The markers are private-use characters (never in a transcript) added to the character vocabulary: type i
 of the sorted training types opens with U+E000 + 2i and closes with U+E001 + 2i (saved as markers.json).
+With SentencePiece units they are user-defined symbols of the trained model: always pieces of their own.
 Decoding removes them: what remains is the transcript, and each open marker followed by its type's close
 marker with text between is an entity; a marker without its partner is dropped. Entities are flat (the
 outermost spans). Scored by entity text + type per utterance (``snlu.metrics.text_ner``), plus the CER of
@@ -24,7 +26,7 @@ from omegaconf import DictConfig
 
 from snlu.config import positive
 from snlu.data.cnerta import Utterance
-from snlu.data.vocab import CharVocab
+from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.metrics.text_ner import entity_texts, score_entity_texts
@@ -71,33 +73,36 @@ def strip_markers(tagged: str, markers: Markers) -> tuple[str, list[Span]]:
 
 
 @dataclasses.dataclass
-class E2ENERConfig:
-    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam."""
+class E2ENERConfig(UnitsConfig):
+    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam. The output
+    units: ``units`` (char | sentencepiece), ``sp_type``, ``sp_vocab_size``, ``sp_model`` (snlu.data.units)."""
 
     beam_size: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive(self, "beam_size")
 
 
 @TASKS.register("e2e_ner", config=E2ENERConfig)
 class E2ENERTask(ASRTask):
-    """Speech-only NER: audio encoder + CTC over characters and entity markers; scored by entity text + type."""
+    """Speech-only NER: CTC over characters or pieces plus entity markers; scored by entity text + type."""
 
     main_metric = "f1"
     higher_is_better = True
 
-    def __init__(self, cfg: DictConfig, vocab: CharVocab, markers: Markers, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: Units, markers: Markers, load_weights: bool = True):
         super().__init__(cfg, vocab, load_weights)
         self.markers = dict(markers)
-        missing = [m for pair in self.markers.values() for m in pair if m not in vocab.stoi]
+        missing = [m for pair in self.markers.values() for m in pair if not vocab.single(m)]
         if missing:
-            raise ValueError(f"the vocabulary lacks entity markers {missing!r}")
+            raise ValueError(f"the vocabulary lacks entity markers {missing!r} as units of their own")
 
     @classmethod
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> E2ENERTask:
         markers = make_markers(sorted({t for u in train for _, _, t in u.entities}))
-        vocab = CharVocab.build(insert_markers(u.sentence, u.entities, markers) for u in train)
+        vocab = build_units(cfg.task, (insert_markers(u.sentence, u.entities, markers) for u in train),
+                            symbols=[m for pair in markers.values() for m in pair])
         task = cls(cfg, vocab, markers)
         task.fit(train)
         return task
