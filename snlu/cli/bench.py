@@ -2,8 +2,8 @@
 close it gets to the machine's own limit (the FLOP/s of a dense matmul measured in the same run).
 
 Prints one table per run and writes everything with ``--json OUT.json``; ``--markdown OUT.md`` writes the
-README's results tables. The overrides apply to every recipe (e.g. ``train.device=cuda train.amp=bf16``)
-and may come anywhere on the line, before, between or after the options.
+results tables of docs/performance.md. The overrides apply to every recipe (e.g. ``train.device=cuda
+train.amp=bf16``) and may come anywhere on the line, before, between or after the options.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def show(name: str, r: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, dict[str, Any]], where: str) -> str:
-    """The README's two tables: throughput and efficiency, and where the time goes (% of an instrumented step)."""
+    """The two tables of docs/performance.md: throughput and efficiency, and where the time goes (% of an
+    instrumented step)."""
     out = [f"Machine: {where}.", "",
            "| recipe | train utt/s | train audio-s/s | infer utt/s | GFLOP/step | achieved GFLOP/s | "
            "fraction of matmul peak | padding efficiency | data wait | peak memory |",

@@ -31,7 +31,7 @@ def build_optimizer(task: Task, optim: DictConfig) -> torch.optim.AdamW:
     if unused:
         log.info("optim.lrs: groups not used by task '%s': %s", task.cfg.task.name, ", ".join(unused))
     # fused: one kernel per step over all tensors (on a 2-core CPU 10x faster than the default for-each
-    # implementation on BERT's 11M-weight embedding; see README "Performance")
+    # implementation on BERT's 11M-weight embedding; see docs/performance.md)
     return torch.optim.AdamW(groups, fused=True)
 
 
