@@ -2,7 +2,8 @@
 close it gets to the machine's own limit (the FLOP/s of a dense matmul measured in the same run).
 
 Prints one table per run and writes everything with ``--json OUT.json``; ``--markdown OUT.md`` writes the
-README's results tables. The overrides apply to every recipe (e.g. ``train.device=cuda train.amp=bf16``).
+results tables of docs/performance.md. The overrides apply to every recipe (e.g. ``train.device=cuda
+train.amp=bf16``) and may come anywhere on the line, before, between or after the options.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from snlu.benchmark.bench import BenchOptions, bench
-from snlu.cli.common import run_main
+from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.config import FIXED_SECTIONS, load_raw, load_recipe
 from snlu.errors import ConfigError
 from snlu.training.run import setup_logging
@@ -31,7 +32,8 @@ PARTS = ("data_wait", "frontend", "text_encoder", "audio_encoder", "ctc_head", "
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snlu-bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("items", nargs="+", metavar="RECIPE|key=value", help="recipe files, then overrides")
+    p.add_argument("items", nargs="+", metavar="RECIPE | key=value",
+                   help="recipe files and key=value overrides, anywhere on the line")
     p.add_argument("--warmup", type=int, default=BenchOptions.warmup, help="untimed training steps first")
     p.add_argument("--steps", type=int, default=BenchOptions.steps, help="timed training steps")
     p.add_argument("--infer-batches", type=int, default=BenchOptions.infer_batches, help="timed inference batches")
@@ -70,7 +72,8 @@ def show(name: str, r: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, dict[str, Any]], where: str) -> str:
-    """The README's two tables: throughput and efficiency, and where the time goes (% of an instrumented step)."""
+    """The two tables of docs/performance.md: throughput and efficiency, and where the time goes (% of an
+    instrumented step)."""
     out = [f"Machine: {where}.", "",
            "| recipe | train utt/s | train audio-s/s | infer utt/s | GFLOP/step | achieved GFLOP/s | "
            "fraction of matmul peak | padding efficiency | data wait | peak memory |",
@@ -111,10 +114,9 @@ def applicable(recipes: list[str], overrides: list[str]) -> dict[str, list[str]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_intermixed(parser(), argv)
     setup_logging()
-    recipes = [x for x in args.items if "=" not in x]
-    overrides = [x for x in args.items if "=" in x]
+    recipes, overrides = split_positionals(args.items, "recipe", most=None)
     if not recipes:
         parser().error("at least one recipe is required")
     opts = BenchOptions(args.warmup, args.steps, args.infer_batches)

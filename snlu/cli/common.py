@@ -1,11 +1,19 @@
-"""What every command shares: one-line errors for the library's own error types."""
+"""What every command shares: one-line errors for the library's own error types, and the command line of
+the commands that take files and ``key=value`` overrides (anywhere on the line, among the options)."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from snlu.errors import SnluError
+from snlu.errors import ConfigError, SnluError
+
+# An override's key: a dotted recipe key path (``train.epochs``, ``data.train``, ``plugins[0]``); no '/',
+# so a file path that happens to contain '=' (a sweep run's ``lr=2e-05/`` folder) stays a path.
+OVERRIDE_KEY = re.compile(r"[\w\-\[\]]+(\.[\w\-\[\]]+)*")
 
 
 def one_line(error: Exception) -> str:
@@ -16,6 +24,35 @@ def one_line(error: Exception) -> str:
         last = text.strip().splitlines()[-1]
         return last.split(": ", 1)[1] if last.startswith("snlu.errors.") else last
     return text
+
+
+def is_override(item: str) -> bool:
+    """Whether a command-line word is a ``key=value`` override (rather than a file)."""
+    key, sep, _ = item.partition("=")
+    return bool(sep) and OVERRIDE_KEY.fullmatch(key) is not None
+
+
+def parse_intermixed(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``p.parse_args``, but positionals (files, ``key=value`` overrides) may come before, between and
+    after the options: ``RECIPE --print-config k=v`` and ``--print-config RECIPE k=v`` both work. An
+    option's own value (``--output-dir runs/a=b``, ``--var lr=1e-3``) is never taken as an override."""
+    return p.parse_intermixed_args(argv)
+
+
+def split_positionals(items: list[str], what: str, most: int | None = 1) -> tuple[list[str], list[str]]:
+    """The positional words split into files (``what``: "recipe", "sweep") and overrides, each in
+    order. A word that is neither (no '=', no such file, not a .yaml name), or a file beyond the first
+    ``most``, is a one-line error."""
+    files = [x for x in items if not is_override(x)]
+    overrides = [x for x in items if is_override(x)]
+    named = sorted(files, key=lambda f: not Path(f).is_file())  # existing files first: the others are typos
+    odd = [f for f in named if not Path(f).is_file() and Path(f).suffix not in (".yaml", ".yml")]
+    if odd:
+        raise ConfigError(f"'{odd[0]}': neither a {what} file nor a key=value override (e.g. train.epochs=2)")
+    if most is not None and len(named) > most:
+        raise ConfigError(f"'{named[most]}': expected a key=value override (e.g. train.epochs=2): "
+                          f"one {what} only{f', {named[0]}' if most else ''}")
+    return files, overrides
 
 
 def run_main(main: Callable[[], int | None], debug: bool = False) -> None:

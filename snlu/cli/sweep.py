@@ -5,6 +5,7 @@ Every variant of the sweep file runs once per seed, each run as its own ``snlu-t
 command again to continue an interrupted sweep: complete runs (with a metrics.json) are skipped, incomplete
 ones moved aside and started again. ``key=value`` overrides apply to every run (data paths, say). Failed
 runs are listed at the end (exit status 1); the others go on. Then: ``snlu-report SWEEP_DIR``.
+Overrides may come anywhere on the line, before, between or after the options.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from snlu.cli.common import run_main
+from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.experiments.sweep import SweepRunner, load_sweep, validate
 from snlu.plugins import load_builtins
 from snlu.training.run import setup_logging
@@ -28,8 +29,9 @@ log = logging.getLogger("snlu")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snlu-sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="sweep file (see recipes/sweeps/)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides for every run, e.g. data.train=...")
+    p.add_argument("items", nargs="+", metavar="SWEEP | key=value",
+                   help="the sweep file (see recipes/sweeps/) and key=value overrides for every run, "
+                        "e.g. data.train=..., anywhere on the line")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                    help="set a variable of the sweep file's `vars` (repeatable)")
     p.add_argument("--output-dir", help="sweep directory (default: runs/sweeps/<sweep file name>)")
@@ -41,8 +43,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
-    args = p.parse_args(argv)
+    args = parse_intermixed(p, argv)
     setup_logging()
+    sweeps, overrides = split_positionals(args.items, "sweep")
+    if not sweeps:
+        p.error("a sweep file is required")
     variables = {}
     for item in args.var:
         name, sep, value = item.partition("=")
@@ -50,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--var {item}: expected NAME=VALUE")
         variables[name] = value
     load_builtins()
-    sweep = load_sweep(args.sweep, variables, args.overrides)
+    sweep = load_sweep(sweeps[0], variables, overrides)
     validate(sweep)  # every variant's recipe, before the first run starts
-    out = Path(args.output_dir) if args.output_dir else Path("runs") / "sweeps" / Path(args.sweep).stem
+    out = Path(args.output_dir) if args.output_dir else Path("runs") / "sweeps" / Path(sweeps[0]).stem
     runner = SweepRunner(sweep, out, jobs=args.jobs)
     if args.dry_run:
         runner.check_record()

@@ -1,5 +1,8 @@
 """``snlu-train RECIPE [key=value ...]``: train, keep the best dev checkpoint, evaluate it on test.
 
+Overrides may come anywhere on the line, before, between or after the options
+(``snlu-train RECIPE --print-config train.epochs=2``).
+
 ``snlu-train --resume RUN_DIR [train.epochs=N]`` continues an interrupted run from its latest checkpoint,
 with the recipe the run saved (only ``train.epochs`` may change, to extend a run). The result is the same
 as that of an uninterrupted run (on CPU, bit for bit).
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from snlu.cli.common import run_main
+from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.config import load_recipe
 from snlu.errors import ConfigError, SnluError
 from snlu.inference import write_predictions
@@ -37,8 +40,9 @@ RESUMABLE = ("train.epochs",)  # the only overrides --resume accepts: others wou
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snlu-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recipe", nargs="?", help="recipe YAML file (see recipes/)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. fusion.name=concat train.epochs=2")
+    p.add_argument("items", nargs="*", metavar="RECIPE | key=value",
+                   help="the recipe YAML file (see recipes/) and key=value overrides, e.g. fusion.name=concat "
+                        "train.epochs=2, anywhere on the line")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
     p.add_argument("--output-dir", help="run directory (default: runs/<recipe>-<timestamp>); must be empty")
     p.add_argument("--overwrite", action="store_true",
@@ -69,7 +73,7 @@ def launch(n: int, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
-    args = p.parse_args(argv)
+    args = parse_intermixed(p, argv)
     setup_logging()
     if args.nproc < 1:
         p.error("--nproc must be >= 1")
@@ -79,14 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             if args.output_dir or args.overwrite:
                 p.error("--resume continues RUN_DIR in place: no --output-dir or --overwrite")
-            return resume(args.resume, [x for x in (args.recipe, *args.overrides) if x], args.print_config)
-        if not args.recipe:
+            return resume(args.resume, args.items, args.print_config)  # (it names a word that is no override)
+        recipes, overrides = split_positionals(args.items, "recipe")
+        if not recipes:
             p.error("a recipe is required (or --resume RUN_DIR)")
-        cfg = load_recipe(args.recipe, args.overrides)
+        cfg = load_recipe(recipes[0], overrides)
         if args.print_config:
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
-        return train(cfg, args.recipe, args.output_dir, overwrite=args.overwrite)
+        return train(cfg, recipes[0], args.output_dir, overwrite=args.overwrite)
     except Interrupted as e:
         log.warning("%s", e)
         return e.exit_code

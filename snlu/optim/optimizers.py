@@ -26,7 +26,8 @@ REFERENCE_LRS = {
 @dataclasses.dataclass
 class OptimizerConfig:
     """Options every optimiser shares. ``eps`` 1e-6 and no decay on vectors are the reference's (its AdamW
-    is the transformers one); ``fused``: one kernel for all tensors (much faster on CPU and GPU)."""
+    is the transformers one); ``fused``: one kernel per step over all tensors (on a 2-core CPU 10x faster than the
+    for-each implementation on BERT's 11M-weight embedding; docs/performance.md)."""
 
     lrs: dict[str, float] = dataclasses.field(default_factory=lambda: dict(REFERENCE_LRS))
     weight_decay: float = 1e-5
