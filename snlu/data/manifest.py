@@ -12,7 +12,8 @@ Layout of ``out``::
     validation.json validation.md      every problem found, with its file and line
 
 The manifests are CNERTA files, so ``snlu-train RECIPE data.train=out/train.jsonl ...`` reads them
-directly; each line's ``path`` names its audio, so no ``data.audio_dir`` is needed.
+directly; each line's ``path`` names its audio (absolute, or with ``relative_paths`` relative to ``out``
+for audio inside it, so the folder can move), so no ``data.audio_dir`` is needed.
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ from snlu.frontends.fbank import Fbank, FbankConfig
 log = logging.getLogger("snlu")
 
 
-def manifest_record(utt: Utterance) -> dict:
-    """The original line with its audio resolved: CNERTA fields kept, ``path`` and ``duration`` added."""
-    return {**utt.record, "audio": [utt.id], "path": utt.audio, "duration": round(utt.duration, 3)}
+def manifest_record(utt: Utterance, root: Path | None = None) -> dict:
+    """The original line with its audio resolved: CNERTA fields kept, ``path`` and ``duration`` added; ``path``
+    relative to ``root`` (the manifest's folder) when given and the audio lies inside it."""
+    path, audio = utt.audio, Path(utt.audio).resolve()
+    if root is not None and audio.is_relative_to(root.resolve()):
+        path = audio.relative_to(root.resolve()).as_posix()
+    return {**utt.record, "audio": [utt.id], "path": path, "duration": round(utt.duration, 3)}
 
 
-def write_manifest(path: Path, utts: list[Utterance]) -> None:
-    path.write_text("".join(json.dumps(manifest_record(u), ensure_ascii=False) + "\n" for u in utts),
+def write_manifest(path: Path, utts: list[Utterance], relative: bool = False) -> None:
+    """One manifest line per utterance; ``relative``: audio inside ``path``'s folder as a relative path."""
+    root = path.parent if relative else None
+    path.write_text("".join(json.dumps(manifest_record(u, root), ensure_ascii=False) + "\n" for u in utts),
                     encoding="utf-8")
 
 
@@ -118,9 +125,10 @@ def plot_lengths(path: Path, splits: dict[str, list[Utterance]]) -> None:
 
 
 def write_prepared(out: Path, report: Report, strict: bool, features: bool = False,
-                   workers: int | None = None) -> dict:
+                   workers: int | None = None, relative_paths: bool = False) -> dict:
     """Write the report, then (unless ``strict`` and there are errors) everything else, with ``features``
-    the feature cache (``workers`` processes); return the stats."""
+    the feature cache (``workers`` processes); return the stats. ``relative_paths``: manifest paths of audio
+    inside ``out`` are relative to it."""
     out.mkdir(parents=True, exist_ok=True)
     report.write(out)
     if strict and report.errors:
@@ -133,7 +141,7 @@ def write_prepared(out: Path, report: Report, strict: bool, features: bool = Fal
     splits = {s: r.utterances for s, r in report.splits.items()}
     for split, r in report.splits.items():
         convert_audio(r.utterances, r.convert, out / "wav")
-        write_manifest(out / f"{split}.jsonl", r.utterances)
+        write_manifest(out / f"{split}.jsonl", r.utterances, relative_paths)
     CharVocab.build(u.sentence for u in splits["train"]).save(out / "vocab.json")
     folder = write_features(out / "features", splits, workers) if features else None
     write_cmvn(out / "cmvn.json", splits["train"], folder)
