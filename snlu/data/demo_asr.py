@@ -211,15 +211,15 @@ def build_asr_corpus(out: str | Path, hours: float | None = None, n: int | None 
                 seconds[split] += secs
                 bar.update()
     rest = order[n_dev + n_test:]
-    total, unit = (n, "utt") if n is not None else (round(hours * 3600), "s")
-    with tqdm(total=total, desc="demo-asr train", unit=unit, disable=not progress) as bar:
+    total, desc = (n, "demo-asr train") if n is not None else (round(hours * 3600), "demo-asr train (audio s)")
+    with tqdm(total=total, desc=desc, unit="utt" if n is not None else "s", disable=not progress) as bar:
         for i, (text, spans) in enumerate(rest, 1):
             if (n is not None and i > n) or (n is None and seconds["train"] >= hours * 3600):
                 break
             line, secs = speak(f"ASR_TRAIN_{i:06d}", text, spans)
             lines["train"].append((i, line))
             seconds["train"] += secs
-            bar.update(1 if n is not None else min(secs, total - bar.n))
+            bar.update(1 if n is not None else min(int(seconds["train"]), total) - bar.n)
         else:
             if n is None and seconds["train"] < hours * 3600:
                 raise SnluError(f"demo-asr: MSRA's {len(rest)} remaining clauses give only "
