@@ -16,6 +16,7 @@ from snlu.cli.sweep import main as sweep_main
 RECIPES = Path(__file__).parents[2] / "recipes"
 
 
+@pytest.mark.timeout(900)  # four real trainings
 def test_tiny_sweep_then_report_then_restart(tmp_path, tiny, demo_overrides, capsys):
     grid = "\n".join(f"  {o.split('=')[0]}: [{o.split('=')[1]}]" for o in tiny if o.startswith("audio_encoder"))
     sweep = tmp_path / "tiny.yaml"
