@@ -1,6 +1,6 @@
 """tests/processes.py: the processes a test starts, with all they start (in its session or in sessions of
-their own), are gone when the test ends: on an error, a subprocess timeout, an assertion failure, and a
-pytest-timeout of a hanging test (run by a separate pytest, through pytester)."""
+their own, orphaned or not), are gone when the test ends: on an error, a subprocess timeout, an assertion
+failure, and a pytest-timeout of a hanging test (run by a separate pytest, through pytester)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,27 @@ def test_an_error_in_the_block_kills_the_whole_tree(tmp_path):
             pids = pids_in(tmp_path / "pids")
             assert alive(pids, timeout=0) == pids  # three processes, in two sessions
             raise RuntimeError("the test failed")
+        assert alive(pids) == []
+    finally:
+        kill(pids)
+
+
+# A process that starts a child in a session of its own, writes its pid to argv[1] and exits at once: the
+# child is an orphan outside the test's session (as a sweep's trainers are after the sweep was killed).
+ORPHANING = r"""
+import subprocess, sys
+orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+open(sys.argv[1], "w").write(str(orphan.pid))
+"""
+
+
+def test_an_orphan_in_a_session_of_its_own_is_found_by_its_environment(tmp_path):
+    pids: list[int] = []
+    try:
+        with Processes() as procs:
+            procs.start([sys.executable, "-c", ORPHANING, str(tmp_path / "pid")]).wait(timeout=120)
+            pids = pids_in(tmp_path / "pid", timeout=0)
+            assert alive(pids, timeout=0) == pids and table()[pids[0]][2] == pids[0]  # its own session
         assert alive(pids) == []
     finally:
         kill(pids)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import TAG
 
 from snlu.cli.sweep import main as sweep_main
 from snlu.errors import ConfigError, SnluError
@@ -273,8 +274,9 @@ def test_ctrl_c_gives_each_running_trainer_one_sigint(tmp_path, procs, parent, s
 
 
 @pytest.mark.signals
-def test_an_error_in_the_runner_stops_the_running_trainers(tmp_path):
+def test_an_error_in_the_runner_stops_the_running_trainers(tmp_path, procs, monkeypatch):
     """Not only Ctrl-C: whatever ends run() early, the runs it started get their SIGINT and are waited for."""
+    monkeypatch.setenv(TAG, procs.tag)  # should this fail, the trainers (which inherit it) die at teardown
     sweep = load_sweep(write(tmp_path, "recipe: RECIPES/text_only.yaml\nseeds: [1, 2, 3]\n"))
     out = tmp_path / "out"
     runs = [out / "text_only" / f"seed{s}" for s in (1, 2)]
