@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import processes
+
 import snlu
 from snlu.cli import eval as eval_cli
 from snlu.cli import predict, score
@@ -107,7 +109,7 @@ def test_asr_model_writes_transcripts(tmp_path, tiny, demo_overrides, demo_dir, 
 
 def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
     code = f"import sys; from snlu.cli.{module} import entry; sys.argv[0] = 'snlu'; entry()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    return processes.run([sys.executable, "-c", code, *args], timeout=300)
 
 
 def test_bad_inputs_are_one_line_errors(random_run, demo_dir, tmp_path):
