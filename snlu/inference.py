@@ -17,12 +17,12 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from snlu.core.devices import pick_device, to_device
+from snlu.core.errors import DataError
 from snlu.data.audio import SAMPLE_RATE
 from snlu.data.cnerta import AudioIndex, Utterance, read_cnerta, read_lines
-from snlu.errors import DataError
 from snlu.tasks.base import Task
 from snlu.training.batching import make_loader
-from snlu.training.trainer import pick_device, to_device
 
 
 @torch.no_grad()

@@ -31,7 +31,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
+from snlu.core.tensors import lengths_mask
 from snlu.registry import AUDIO_ENCODERS, AUDIO_TOKENIZERS, FUSIONS, HEADS, Registry
 
 GARBAGE = 9.0  # written into padding: a component that reads padding changes its output
@@ -147,7 +148,7 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 def _lengths_mask(lengths: Sequence[int], size: int) -> Tensor:
-    return torch.arange(size)[None, :] < torch.tensor(lengths)[:, None]
+    return lengths_mask(torch.tensor(lengths), size)
 
 
 # ----------------------------------------------------------------------------- fusions

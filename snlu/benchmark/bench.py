@@ -22,10 +22,11 @@ from omegaconf import DictConfig
 
 from snlu.benchmark.flops import count_flops, matmul_peak
 from snlu.benchmark.timers import ComponentTimers, sync
+from snlu.core.devices import to_device
 from snlu.registry import DATASETS, TASKS
 from snlu.training.batching import batch_budget, make_loader, padding_efficiency
 from snlu.training.run import seed_everything
-from snlu.training.trainer import Trainer, to_device
+from snlu.training.trainer import Trainer
 
 log = logging.getLogger("snlu")
 

@@ -21,8 +21,8 @@ import torch
 from snlu.benchmark.bench import BenchOptions, bench
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.config import FIXED_SECTIONS, load_raw, load_recipe
-from snlu.errors import ConfigError
-from snlu.training.run import setup_logging
+from snlu.core.errors import ConfigError
+from snlu.core.logs import setup_logging
 
 log = logging.getLogger("snlu")
 PARTS = ("data_wait", "frontend", "text_encoder", "audio_encoder", "ctc_head", "audio_tokenizer", "fusion",

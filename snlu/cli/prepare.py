@@ -14,12 +14,13 @@ import json
 from pathlib import Path
 
 from snlu.cli.common import run_main
+from snlu.core.logs import setup_logging
 from snlu.data.aishell import aishell_lines
 from snlu.data.cnerta import SPLITS, AudioIndex, read_cnerta, read_lines
 from snlu.data.demo import DEFAULT_SIZES, MAX_CHARS, MIN_CHARS, build_demo_corpus, ensure_demo_corpus
 from snlu.data.manifest import write_features, write_prepared
 from snlu.data.validate import CheckOptions, Report, Validator
-from snlu.training.run import setup_logging
+from snlu.frontends.fbank import recipe_fbank
 
 SHOWN = 20  # problems printed on the console; the report lists all
 
@@ -96,7 +97,7 @@ def demo(args: argparse.Namespace) -> int:
                                  for k, v in meta["counts"].items()))
     if args.features:  # the demo's splits exactly as the cnerta dataset reads them
         splits = {s: read_cnerta(out / f"{s}.jsonl", AudioIndex(out / "wav")) for s in SPLITS}
-        print(f"features: {write_features(out / 'features', splits, args.feature_workers)}")
+        print(f"features: {write_features(out / 'features', splits, args.feature_workers, recipe_fbank())}")
     return 0
 
 
@@ -134,7 +135,7 @@ def _finish(report: Report, out: Path, args: argparse.Namespace) -> int:
     if len(report.problems) > SHOWN:
         print(f"  ... {len(report.problems) - SHOWN} more")
     print(f"report: {out / 'validation.md'}")
-    stats = write_prepared(out, report, args.strict, args.features, args.feature_workers)
+    stats = write_prepared(out, report, args.strict, recipe_fbank(), args.features, args.feature_workers)
     for split, s in stats.items():
         entities = ", ".join(f"{t} {n}" for t, n in s["entities"].items()) or "no entities"
         print(f"{split}: {s['utterances']} utterances, {s['hours']:.2f} h, {entities} -> {out / f'{split}.jsonl'}")

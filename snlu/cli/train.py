@@ -25,12 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.config import load_recipe
-from snlu.errors import ConfigError, SnluError
+from snlu.core.errors import ConfigError, SnluError
+from snlu.core.logs import setup_logging
 from snlu.inference import write_predictions
 from snlu.plugins import LOADED
 from snlu.registry import DATASETS, TASKS
 from snlu.training import checkpoint, distributed
-from snlu.training.run import environment, make_run_dir, seed_everything, set_deterministic, setup_logging
+from snlu.training.run import environment, make_run_dir, seed_everything, set_deterministic
 from snlu.training.trainer import Interrupted, Trainer
 
 log = logging.getLogger("snlu")

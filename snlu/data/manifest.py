@@ -21,18 +21,18 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from snlu.core.errors import DataError
 from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
 from snlu.data.cnerta import Utterance
 from snlu.data.features import FeatureCache
 from snlu.data.validate import Report
 from snlu.data.vocab import CharVocab
-from snlu.errors import DataError
-from snlu.frontends.fbank import Fbank, FbankConfig
 
 log = logging.getLogger("snlu")
 
@@ -56,18 +56,18 @@ def convert_audio(utts: list[Utterance], ids: set[str], wav_dir: Path) -> None:
         u.audio, u.duration = str(target.resolve()), len(audio) / SAMPLE_RATE
 
 
-def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None) -> Path:
-    """The feature cache of every split with the recipes' fbank, in ``out``; returns its settings folder."""
+def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None, frontend: Any) -> Path:
+    """The feature cache of every split with ``frontend`` (the recipes' fbank: ``recipe_fbank()``), in ``out``;
+    returns its settings folder."""
     cache = FeatureCache(out, workers)
     for split, utts in splits.items():
         cache.add(split, utts)
-    return cache.ensure(Fbank(FbankConfig(num_mel_bins=40)))
+    return cache.ensure(frontend)
 
 
-def write_cmvn(path: Path, utts: list[Utterance], features: Path | None = None) -> None:
-    """Global CMVN over ``utts`` with the recipes' fbank (40 bins, 25/10 ms); from the sums in the feature
-    cache's train index when ``features`` (its settings folder) is given, else from the audio."""
-    fbank = Fbank(FbankConfig(num_mel_bins=40))
+def write_cmvn(path: Path, utts: list[Utterance], fbank: Any, features: Path | None = None) -> None:
+    """Global CMVN over ``utts`` with frontend ``fbank`` (the recipes': 40 bins, 25/10 ms); from the sums in the
+    feature cache's train index when ``features`` (its settings folder) is given, else from the audio."""
     index = json.loads((features / "train.json").read_text(encoding="utf-8")) if features is not None else {}
     if set(index.get("utterances", ())) == {u.audio for u in utts}:  # (a cache built for more: recompute)
         fbank.cmvn_from_sums(index["sum"], index["sumsq"], index["frames"])
@@ -117,10 +117,10 @@ def plot_lengths(path: Path, splits: dict[str, list[Utterance]]) -> None:
     fig.savefig(path, dpi=100)
 
 
-def write_prepared(out: Path, report: Report, strict: bool, features: bool = False,
+def write_prepared(out: Path, report: Report, strict: bool, frontend: Any, features: bool = False,
                    workers: int | None = None) -> dict:
-    """Write the report, then (unless ``strict`` and there are errors) everything else, with ``features``
-    the feature cache (``workers`` processes); return the stats."""
+    """Write the report, then (unless ``strict`` and there are errors) everything else: CMVN of ``frontend``
+    (the recipes' fbank) and, with ``features``, its feature cache (``workers`` processes); return the stats."""
     out.mkdir(parents=True, exist_ok=True)
     report.write(out)
     if strict and report.errors:
@@ -135,8 +135,8 @@ def write_prepared(out: Path, report: Report, strict: bool, features: bool = Fal
         convert_audio(r.utterances, r.convert, out / "wav")
         write_manifest(out / f"{split}.jsonl", r.utterances)
     CharVocab.build(u.sentence for u in splits["train"]).save(out / "vocab.json")
-    folder = write_features(out / "features", splits, workers) if features else None
-    write_cmvn(out / "cmvn.json", splits["train"], folder)
+    folder = write_features(out / "features", splits, workers, frontend) if features else None
+    write_cmvn(out / "cmvn.json", splits["train"], frontend, folder)
     stats = corpus_stats(splits)
     (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1), encoding="utf-8")
     plot_lengths(out / "lengths.png", splits)

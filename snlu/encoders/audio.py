@@ -29,11 +29,6 @@ class AudioEncoderConfig:
             raise ValueError(f"num_heads: must divide d_model={self.d_model}, got {self.num_heads}")
 
 
-def padding_mask(lengths: Tensor, size: int) -> Tensor:
-    """(B, size) bool, True on real positions."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
-
-
 class SinusoidalPositions(nn.Module):
     """x * sqrt(d) + PE (Vaswani et al.), computed for any length on the input's device."""
 

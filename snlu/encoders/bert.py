@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 from snlu.registry import TEXT_ENCODERS
 
 DEMO_MODEL = "m3e-small"

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from snlu.config import read_yaml
-from snlu.errors import ConfigError, SnluError
+from snlu.core.errors import ConfigError, SnluError
 from snlu.training.run import move_aside
 
 log = logging.getLogger("snlu")

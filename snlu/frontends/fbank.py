@@ -23,11 +23,12 @@ import torchaudio
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range, one_of, positive
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
+from snlu.core.frames import FRAME_LENGTH_MS, FRAME_SHIFT_MS, SAMPLE_RATE, fbank_frames
+from snlu.core.tensors import lengths_mask
 from snlu.registry import AUDIO_FRONTENDS
 
 log = logging.getLogger("snlu")
-SAMPLE_RATE = 16000
 NORMS = ("utterance", "utterance_bins", "global", "none")
 
 
@@ -52,8 +53,8 @@ class FbankConfig:
     """Kaldi fbank options and the normalisation mode."""
 
     num_mel_bins: int = 40
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
+    frame_length_ms: float = FRAME_LENGTH_MS
+    frame_shift_ms: float = FRAME_SHIFT_MS
     dither: float = 0.0
     norm: str = "utterance"  # utterance: one mean/std over the whole T x F matrix (reference) | utterance_bins:
     #   per mel bin over the utterance's frames | global: per-bin CMVN from the training set | none
@@ -103,9 +104,7 @@ class Fbank(nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Frames ``featurize`` gives for ``num_samples`` (Kaldi snip_edges=True)."""
-        win = int(SAMPLE_RATE * self.cfg.frame_length_ms / 1000)
-        hop = int(SAMPLE_RATE * self.cfg.frame_shift_ms / 1000)
-        return 0 if num_samples < win else 1 + (num_samples - win) // hop
+        return fbank_frames(num_samples, self.cfg.frame_length_ms, self.cfg.frame_shift_ms)
 
     def fit_cmvn(self, features: Iterable[Tensor]) -> dict[str, list[float]]:
         """Global mean/std over all frames of ``features`` (the training set); stored as buffers."""
@@ -159,7 +158,7 @@ class Fbank(nn.Module):
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """(B, T, F) padded features -> normalised (and, in training, masked) features."""
-        mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+        mask = lengths_mask(lengths, feats.shape[1]).unsqueeze(-1)
         if self.cfg.norm == "utterance":
             feats = utterance_norm(feats, mask, lengths)
         elif self.cfg.norm == "utterance_bins":
@@ -173,6 +172,11 @@ class Fbank(nn.Module):
         if self.training and self.cfg.specaug.enabled:
             feats = spec_augment(feats, lengths, self.cfg.specaug)
         return feats
+
+
+def recipe_fbank() -> Fbank:
+    """The recipes' frontend for prepared corpora (``snlu-prepare``'s CMVN and feature cache): 40 bins, 25/10 ms."""
+    return Fbank(FbankConfig(num_mel_bins=40))
 
 
 def utterance_norm(feats: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ import dataclasses
 
 from torch import Tensor, nn
 
-from snlu.config import in_range
+from snlu.core.checks import in_range
 from snlu.registry import LOSSES
 
 

@@ -14,13 +14,14 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from snlu.config import positive
+from snlu.core.checks import positive
+from snlu.core.tensors import pad
 from snlu.data.cnerta import Utterance
 from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
-from snlu.tasks.base import Task, pad
+from snlu.tasks.base import Task
 
 
 @dataclasses.dataclass

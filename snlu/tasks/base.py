@@ -18,27 +18,16 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 from torch import Tensor, nn
 
+from snlu.core.errors import ConfigError, DataError, SnluError
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import Utterance
 from snlu.data.units import Units, load_units, units_file, units_kind
 from snlu.data.vocab import CharVocab
-from snlu.encoders.audio import padding_mask
-from snlu.errors import ConfigError, DataError, SnluError
 from snlu.registry import Registry
 
 log = logging.getLogger("snlu")
 WEIGHTS = "model.safetensors"
 MIN_FRAMES = 7  # the Conv2d 4x subsampling needs 7 frames (~85 ms) for one output frame
-
-
-def pad(seqs: list[Tensor], value: float = 0) -> Tensor:
-    """Right-pad tensors of shape (L_i, ...) to (B, max L, ...)."""
-    return torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
-
-
-def lengths_mask(lengths: Tensor, size: int | None = None) -> Tensor:
-    """(B,) lengths -> (B, size) bool mask, True on real positions (size defaults to the longest)."""
-    return padding_mask(lengths, int(lengths.max()) if size is None else size)
 
 
 class Task(nn.Module):

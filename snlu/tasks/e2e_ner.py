@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from snlu.config import positive
+from snlu.core.checks import positive
 from snlu.data.cnerta import Utterance
 from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead

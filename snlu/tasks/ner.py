@@ -11,6 +11,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from snlu.core.errors import DataError
+from snlu.core.tensors import lengths_mask, pad
 from snlu.data.cnerta import Utterance
 from snlu.data.labels import (
     LabelSet,
@@ -20,10 +22,9 @@ from snlu.data.labels import (
     spans_to_bio,
 )
 from snlu.data.vocab import CharVocab
-from snlu.errors import DataError
 from snlu.metrics.ner import score_entities
 from snlu.registry import TEXT_ENCODERS
-from snlu.tasks.base import Task, lengths_mask, pad
+from snlu.tasks.base import Task
 
 log = logging.getLogger("snlu")
 MAX_PIECES = 512  # BERT's positions, [CLS] and [SEP] included

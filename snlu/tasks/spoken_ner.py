@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from snlu.core.tensors import lengths_mask, pad
 from snlu.data.cnerta import Utterance
 from snlu.data.labels import LabelSet
 from snlu.data.vocab import CharVocab
@@ -27,7 +28,6 @@ from snlu.registry import (
     TASKS,
     TEXT_ENCODERS,
 )
-from snlu.tasks.base import lengths_mask, pad
 from snlu.tasks.ner import NERTask
 
 

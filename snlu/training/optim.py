@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 from snlu.optim.schedulers import Schedule
 from snlu.registry import OPTIMIZERS, SCHEDULERS
 from snlu.tasks.base import Task

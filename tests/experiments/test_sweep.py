@@ -226,7 +226,7 @@ while True:
 DRIVER = r"""
 import sys
 from snlu.experiments.sweep import SweepRunner, load_sweep
-from snlu.training.run import setup_logging
+from snlu.core.logs import setup_logging
 setup_logging()
 sweep = load_sweep(sys.argv[1])
 runner = SweepRunner(sweep, sys.argv[2], jobs=2, command=lambda r: [sys.executable, "-c", sys.argv[3], str(r.dir)])
