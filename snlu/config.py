@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from snlu.core.schema import check_component, check_section, first_line
 from snlu.plugins import list_option, load_plugins
 from snlu.registry import DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
 
+log = logging.getLogger("snlu")
 FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim", "scheduler")
 DEFAULT_NAMES = {"optim": "adamw", "scheduler": "epoch_decay"}  # sections whose name may be left out
 
@@ -175,6 +177,8 @@ def validate(raw: DictConfig) -> DictConfig:
     out.train = check_section(TrainConfig, raw.get("train"), "train")
     for key, registry in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         out[key] = check_component(registry, _named(raw.get(key), key), key)
+    for warning in TASKS.get(task.name).cls.check_recipe(out):  # what the task can check without data
+        log.warning("%s", warning)
     return out
 
 

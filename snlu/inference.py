@@ -34,7 +34,7 @@ def predict_utterances(task: Task, utts: Sequence[Utterance], batch_size: int, d
     # The model never sees the gold: predictions cannot depend on it, and gold types the model does not
     # know (scored as missed) cannot break the label encoding in ``prepare``.
     inputs = [dataclasses.replace(u, entities=[], nested=[]) for u in utts]
-    loader = make_loader(inputs, task, batch_size, bucket_size=1, shuffle=False, num_workers=num_workers)
+    loader = make_loader(inputs, task.processor, batch_size, bucket_size=1, shuffle=False, num_workers=num_workers)
     order = [i for b in loader.batch_sampler.batches() for i in b]
     preds: list[Any] = []
     with tqdm(total=len(inputs), desc=desc, unit="utt", leave=False, mininterval=1.0, disable=not progress) as bar:

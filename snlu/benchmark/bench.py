@@ -64,8 +64,8 @@ def bench(cfg: DictConfig, opts: BenchOptions = BenchOptions()) -> dict[str, Any
         trainer = Trainer(task, cfg, Path(tmp))
         trainer.tracker.enabled = False
         device = trainer.device
-        loader = make_loader(train, task, tc.batch_size, tc.bucket_size, True, tc.num_workers, cfg.seed,
-                             budget=batch_budget(tc.batch_frames, task))
+        loader = make_loader(train, task.processor, tc.batch_size, tc.bucket_size, True, tc.num_workers, cfg.seed,
+                             budget=batch_budget(tc.batch_frames, task.processor))
         sampler = loader.batch_sampler
         sampler.set_epoch(1)
         padding = padding_efficiency(sampler.global_batches(), sampler.lengths)

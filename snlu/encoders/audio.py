@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range, positive
+from snlu.core.schema import on_load
 
 
 @dataclasses.dataclass
@@ -20,7 +21,7 @@ class AudioEncoderConfig:
     num_heads: int = 4
     ffn_dim: int = 2048
     dropout: float = 0.1
-    init_from: str | None = None
+    init_from: str | None = dataclasses.field(default=None, metadata=on_load("clear"))  # a saved model has the weights
 
     def __post_init__(self) -> None:
         positive(self, "n_blocks", "d_model", "num_heads", "ffn_dim")

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from snlu.core.checks import in_range, one_of, positive
 from snlu.core.errors import ConfigError
 from snlu.core.frames import FRAME_LENGTH_MS, FRAME_SHIFT_MS, SAMPLE_RATE, fbank_frames
+from snlu.core.schema import on_load
 from snlu.core.tensors import lengths_mask
 from snlu.registry import AUDIO_FRONTENDS
 
@@ -58,7 +59,8 @@ class FbankConfig:
     dither: float = 0.0
     norm: str = "utterance"  # utterance: one mean/std over the whole T x F matrix (reference) | utterance_bins:
     #   per mel bin over the utterance's frames | global: per-bin CMVN from the training set | none
-    cmvn: str | None = None  # with norm: global, read the statistics from this cmvn.json instead of computing them
+    # with norm: global, read the statistics from this cmvn.json instead of computing them (a saved model has them)
+    cmvn: str | None = dataclasses.field(default=None, metadata=on_load("clear"))
     specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
@@ -81,6 +83,11 @@ class Fbank(nn.Module):
         self.dim = cfg.num_mel_bins
         self.register_buffer("cmvn_mean", torch.zeros(self.dim))
         self.register_buffer("cmvn_std", torch.ones(self.dim))
+
+    @classmethod
+    def optimizer_groups(cls, cfg: FbankConfig, group: str) -> list[str]:
+        """No trainable parameters (the CMVN statistics are buffers): in no optimiser group."""
+        return []
 
     def featurize(self, wave: np.ndarray | Tensor) -> Tensor:
         """One 16 kHz float waveform in [-1, 1] -> (T, num_mel_bins) log-mel filterbank."""

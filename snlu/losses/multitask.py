@@ -30,6 +30,11 @@ class MultitaskLoss(nn.Module):
         super().__init__()
         self.coefs = {"text_crf": 1.0, "audio_crf": cfg.audio_crf_coef, "ctc": cfg.ctc_coef}
 
+    @classmethod
+    def optimizer_groups(cls, cfg: MultitaskConfig, group: str) -> list[str]:
+        """No parameters: in no optimiser group."""
+        return []
+
     def active(self, term: str) -> bool:
         """Whether a term is computed at all (lets a task skip work for a zero coefficient)."""
         return self.coefs.get(term, 1.0) > 0

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
 
-from snlu.core.tensors import lengths_mask, pad
+from snlu.core.tensors import lengths_mask
 from snlu.data.cnerta import Utterance
 from snlu.data.labels import LabelSet
 from snlu.data.vocab import CharVocab
@@ -28,7 +28,8 @@ from snlu.registry import (
     TASKS,
     TEXT_ENCODERS,
 )
-from snlu.tasks.ner import NERTask
+from snlu.tasks.ner import NERProcessor, NERTask
+from snlu.tasks.processor import AudioFeatures
 
 
 def follow_text_encoder(section: DictConfig, text_encoder: Any) -> DictConfig:
@@ -37,6 +38,20 @@ def follow_text_encoder(section: DictConfig, text_encoder: Any) -> DictConfig:
     if "num_heads" in section and section.num_heads is None:
         section.num_heads = text_encoder.num_heads
     return section
+
+
+class SpokenNERProcessor(NERProcessor):
+    """The NER text inputs plus the audio's features (``feats``, ``feat_lengths``)."""
+
+    def __init__(self, vocab: CharVocab, labels: LabelSet, tokenizer: Any, audio: AudioFeatures):
+        super().__init__(vocab, labels, tokenizer, uses_audio=True)
+        self.audio = audio
+
+    def prepare(self, utt: Utterance) -> dict[str, Any]:
+        return {**self.prepare_text(utt), "feats": self.audio.prepare(utt)}
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {**super().collate(items), **self.audio.collate(items)}
 
 
 @dataclasses.dataclass
@@ -59,16 +74,6 @@ class SpokenNERTask(NERTask):
         "audio_head": HEADS,
         "loss": LOSSES,
     }
-    groups = {
-        "text_encoder": "textual_encoder",
-        "text_head": "textual_crf",
-        "frontend": "audio_encoder",
-        "audio_encoder": "audio_encoder",
-        "ctc_head": "audio_encoder",
-        "audio_head": "audio_crf",
-        "audio_tokenizer": "fusion_layer",
-        "fusion": "fusion_layer",
-    }
 
     def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):
         super().__init__(cfg, vocab, labels, load_weights)
@@ -82,15 +87,11 @@ class SpokenNERTask(NERTask):
         self.text_head = HEADS.build(cfg.text_head, 2 * dt, len(labels))
         self.audio_head = HEADS.build(cfg.audio_head, da, len(labels))
         self.loss = LOSSES.build(cfg.loss)
+        self.processor = SpokenNERProcessor(vocab, labels, self.text_encoder.tokenizer,
+                                            AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)))
 
-    def prepare(self, utt: Utterance) -> dict[str, Any]:
-        return {**self.prepare_text(utt), "feats": self.prepare_audio(utt)}
-
-    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = super().collate(items)
-        batch["feats"] = pad([it["feats"] for it in items])
-        batch["feat_lengths"] = torch.tensor([len(it["feats"]) for it in items])
-        return batch
+    def to_compile(self) -> list[nn.Module]:
+        return [self.text_encoder, self.audio_encoder]
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked)."""

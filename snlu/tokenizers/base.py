@@ -28,6 +28,11 @@ class AudioTokenizer(nn.Module):
         super().__init__()
         self.temperature = cfg.temperature
 
+    @classmethod
+    def optimizer_groups(cls, cfg: AudioTokenizerConfig, group: str) -> list[str]:
+        """No trainable parameters: in no optimiser group (a subclass with parameters says ``[group]``)."""
+        return []
+
     def char_scores(self, ctc_logits: Tensor, char_ids: Tensor) -> Tensor:
         """(B, T, V) logits, (B, C) character ids -> (B, C, T) logit of character j at frame t."""
         b, t, _ = ctc_logits.shape

@@ -106,10 +106,8 @@ class Trainer:
         self.amp = amp_dtype(tc.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         if tc.compile:
-            for name in ("text_encoder", "audio_encoder"):  # the dense parts; CRF/CTC/alignment stay eager
-                module = getattr(task, name, None)
-                if module is not None:
-                    module.compile()  # shapes vary by batch: recompiles, then marks dims dynamic
+            for module in task.to_compile():  # the dense parts (the task says which); CRF/CTC/alignment stay eager
+                module.compile()  # shapes vary by batch: recompiles, then marks dims dynamic
         self.step_module: torch.nn.Module = StepModule(task)
         if self.place.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -174,8 +172,9 @@ class Trainer:
     def fit(self, train: list[Utterance], dev: list[Utterance]) -> dict[str, Any]:
         """Train for ``train.epochs`` (from where a resumed run stopped); keep the best dev model in ``best/``."""
         tc, p, key = self.cfg.train, self.progress, self.task.main_metric
-        loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
-                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, self.task))
+        processor = self.task.processor
+        loader = make_loader(train, processor, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
+                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, processor))
         self.schedule.set_total(self.schedule_length(len(loader)))
         with self.stop, self.tracker:
             while p.epoch <= tc.epochs and not self.step_limit_reached():

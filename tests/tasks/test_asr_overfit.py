@@ -23,7 +23,7 @@ def test_tiny_overfit_decodes_with_zero_cer(demo_dir, demo_overrides):
     cfg = load_recipe(RECIPE, [*demo_overrides, *SMALL])
     torch.manual_seed(0)
     task = TASKS.get("asr").cls.from_data(cfg, utts)
-    batch = task.collate([task.prepare(u) for u in utts])
+    batch = task.processor.collate([task.processor.prepare(u) for u in utts])
     before = task.evaluate(utts, predict_utterances(task, utts, 1, "cpu", progress=False))
     assert before["cer"] > 0.5 and before["chars"] == len(utts[0].sentence)
     optimizer = torch.optim.Adam(task.parameters(), lr=5e-3)
