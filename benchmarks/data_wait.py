@@ -74,18 +74,12 @@ def main() -> None:
 
     import torch
 
-    from snlu.config import load_recipe
-    from snlu.plugins import load_builtins
-    from snlu.registry import DATASETS, TASKS
+    from snlu import run
     from snlu.training.optim import build_optimizer
-    from snlu.training.run import seed_everything
 
-    load_builtins()
-    cfg = load_recipe(a.recipe, [*a.overrides, "train.device=cpu"])
-    seed_everything(cfg.seed)
-    task_cls = TASKS.get(cfg.task.name).cls
-    splits = DATASETS.build(cfg.data).load(with_audio=task_cls.uses_audio)
-    task = task_cls.from_data(cfg, splits["train"])
+    cfg = run.load(a.recipe, [*a.overrides, "train.device=cpu"])
+    built = run.build(cfg)
+    task, splits = built.task, built.splits
     optimizer, rows = build_optimizer(task, cfg.optim), []
     for w in a.workers:
         row = measure(task, optimizer, cfg, splits["train"], w, a.steps, a.warmup)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from typing import Any, Protocol
 
@@ -43,15 +44,13 @@ def first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _explain(e: OmegaConfBaseException, key: str, schema: type) -> ConfigError:
+def _explain(e: OmegaConfBaseException, key: str, schema: type, values: Any) -> ConfigError:
     """Turn an OmegaConf error into one line naming the full key path."""
-    sub = getattr(e, "full_key", None) or getattr(e, "key", None) or ""
-    path = join(key, str(sub))
+    sub = getattr(e, "full_key", None) or getattr(e, "key", None) or _first_bad(schema, values)
+    path = join(key, str(sub)) or "file"
     if isinstance(e, ConfigKeyError):
         *parents, leaf = str(sub).split(".")
-        for part in parents:  # the nested dataclass that owns the unknown key
-            hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
-            schema = hints.get(part, schema)
+        schema = _owner(schema, parents)
         valid = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
         close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]}?" if close else ""
@@ -59,7 +58,7 @@ def _explain(e: OmegaConfBaseException, key: str, schema: type) -> ConfigError:
         return ConfigError(f"{path}: unknown key{hint} ({options})")
     if isinstance(e, MissingMandatoryValue):
         return ConfigError(f"{path}: missing required value")
-    msg = str(getattr(e, "msg", e)).splitlines()[0]
+    msg = first_line(e)
     if isinstance(e, ValidationError):
         return ConfigError(f"{path}: wrong type: {msg}")
     return ConfigError(f"{path}: {msg}")
@@ -68,6 +67,19 @@ def _explain(e: OmegaConfBaseException, key: str, schema: type) -> ConfigError:
 def join(key: str, sub: str) -> str:
     """A key path: ``key.sub``; either alone when the other is empty (``key=""``: a whole file's keys)."""
     return f"{key}.{sub}" if key and sub else key or sub
+
+
+def _owner(schema: Any, parents: list[str]) -> Any:
+    """The type that owns the key below ``parents`` (a nested dataclass, the values of a dict field)."""
+    for part in parents:
+        if dataclasses.is_dataclass(schema):
+            schema = typing.get_type_hints(schema).get(part, schema)
+        elif typing.get_origin(schema) is dict:  # ``part`` is a key of the dict: its values' type
+            schema = typing.get_args(schema)[1]
+        args = [a for a in typing.get_args(schema) if a is not type(None)]
+        if typing.get_origin(schema) in (typing.Union, types.UnionType) and len(args) == 1:  # Optional[X]
+            schema = args[0]
+    return schema
 
 
 def check_section(schema: type, values: Any, key: str) -> DictConfig:
@@ -81,11 +93,23 @@ def check_section(schema: type, values: Any, key: str) -> DictConfig:
         typed = OmegaConf.merge(OmegaConf.structured(schema), values)
         OmegaConf.to_object(typed)  # runs __post_init__ range checks, reports missing values
     except OmegaConfBaseException as e:
-        raise _explain(e, key, schema) from None
+        raise _explain(e, key, schema, values) from None
     except ValueError as e:
         named = ":" in (str(e).split() or [""])[0]  # "field: message" names the field
         raise ConfigError(join(key, str(e)) if named else f"{key or 'file'}: {e}") from None
+    except TypeError as e:  # a list where a mapping belongs, or the reverse: OmegaConf names no key
+        raise ConfigError(f"{join(key, _first_bad(schema, values)) or 'file'}: wrong type: {e}") from None
     return typed
+
+
+def _first_bad(schema: type, values: Any) -> str:
+    """The first top-level key of ``values`` that does not merge into ``schema`` on its own ('' if none)."""
+    for k in values:
+        try:
+            OmegaConf.merge(OmegaConf.structured(schema), {k: values[k]})
+        except (TypeError, OmegaConfBaseException):
+            return str(k)
+    return ""
 
 
 def check_component(registry: Entries, values: Any, key: str) -> DictConfig:
