@@ -1,6 +1,6 @@
 """CNERTA JSON Lines: reading, checking every line, resolving audio ids; the ``cnerta`` dataset.
 
-One utterance per line (DESIGN.md)::
+One utterance per line::
 
     {"sentence": "...", "audio": ["BAC009S0706W0384"], "entity": [[0, 6, "...", "ORG"]], "speaker_info": [...]}
 

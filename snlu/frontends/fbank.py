@@ -35,7 +35,7 @@ NORMS = ("utterance", "utterance_bins", "global", "none")
 
 @dataclasses.dataclass
 class SpecAugmentConfig:
-    """Frequency and time masks (DESIGN.md: 2 x up to 30 % of bins, 2 x up to 5 % of frames <= 100)."""
+    """Frequency and time masks (2 x up to 30 % of bins, 2 x up to 5 % of frames <= 100)."""
 
     enabled: bool = True
     freq_masks: int = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,8 @@ class AudioTokenizerConfig:
 
 class AudioTokenizer(nn.Module):
     """Base: softmax over frames of each character's CTC logit, restricted by ``frame_mask``."""
+
+    consumes: ClassVar[tuple[str, ...]] = ("frames", "ctc_logits")  # (snlu/tasks/views.py)
 
     def __init__(self, cfg: AudioTokenizerConfig):
         super().__init__()

@@ -17,7 +17,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from snlu.core.checks import in_range, positive
+from snlu.config import in_range, positive
 from snlu.fusions.base import Fusion
 from snlu.registry import FUSIONS
 
