@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -46,11 +47,15 @@ def check_args(args: argparse.Namespace) -> None:
         raise SnluError("--device cuda: no CUDA device is available")
 
 
-def load_and_predict(args: argparse.Namespace, require_entities: bool = False):
-    """Load the model and the inputs, predict; returns ``(task, utterances, predictions)``."""
+def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
+                     check: Callable[[Task, list], None] | None = None):
+    """Load the model and the inputs, ``check`` them (before the slow part), predict; returns
+    ``(task, utterances, predictions)``."""
     check_args(args)
     task = Task.load(args.model_dir)
     utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
+    if check is not None:
+        check(task, utts)
     started = time.perf_counter()
     preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers)
     log.info("%d utterances predicted in %.1f s", len(utts), time.perf_counter() - started)

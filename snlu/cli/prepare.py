@@ -1,4 +1,7 @@
-"""``snlu-prepare``: build the demo corpus, or check and prepare real CNERTA or AISHELL-1 for training.
+"""``snlu-prepare``: build the demo corpora, or check and prepare real CNERTA or AISHELL-1 for training.
+
+``demo`` speaks a small spoken-NER corpus; ``demo-asr`` speaks hours of other MSRA clauses with many voices
+for ASR pretraining (snlu/data/demo_asr.py, docs/speech.md), in the layout ``aishell`` writes.
 
 ``cnerta`` and ``aishell`` check every line first (see snlu/data/validate.py), write a report
 (``validation.json``, ``validation.md``) and then the manifests, vocabulary, CMVN and statistics
@@ -15,12 +18,13 @@ from pathlib import Path
 
 from snlu.cli.common import run_main
 from snlu.core.logs import setup_logging
+from snlu.data import demo_asr
 from snlu.data.aishell import aishell_lines
 from snlu.data.cnerta import SPLITS, AudioIndex, read_cnerta, read_lines
 from snlu.data.demo import DEFAULT_SIZES, MAX_CHARS, MIN_CHARS, build_demo_corpus, ensure_demo_corpus
 from snlu.data.manifest import write_features, write_prepared
 from snlu.data.validate import CheckOptions, Report, Validator
-from snlu.frontends.fbank import recipe_fbank
+from snlu.plugins import load_builtins
 
 SHOWN = 20  # problems printed on the console; the report lists all
 
@@ -59,6 +63,18 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-chars", type=int, default=MAX_CHARS)
     _feature_options(demo)
 
+    asr = sub.add_parser("demo-asr", help="hours of other MSRA clauses spoken by many espeak-ng voices, for ASR "
+                         "pretraining (manifests like aishell's)")
+    asr.add_argument("--hours", type=float, help=f"hours of train audio (default {demo_asr.DEFAULT_HOURS:g})")
+    asr.add_argument("--n", type=int, help="train utterances (instead of --hours)")
+    asr.add_argument("--out", help="output folder (default: $SNLU_CACHE/demo-asr/<h<hours>|n<n>>-s<seed>[-snr<DB>])")
+    asr.add_argument("--seed", type=int, default=0, help="picks the clauses, voices and noise (default 0)")
+    asr.add_argument("--noise-snr", type=float, metavar="DB", help="add white noise at this SNR in dB (default: none)")
+    asr.add_argument("--n-dev", type=int, default=demo_asr.N_DEV, help=f"dev utterances (default {demo_asr.N_DEV})")
+    asr.add_argument("--n-test", type=int, default=demo_asr.N_TEST,
+                     help=f"test utterances (default {demo_asr.N_TEST})")
+    _feature_options(asr)
+
     cnerta = sub.add_parser("cnerta", help="check the released CNERTA files and write training manifests")
     cnerta.add_argument("--jsonl-dir", required=True, help="folder of the train/dev/test JSONL files")
     cnerta.add_argument("--audio-dir", required=True,
@@ -72,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
     aishell = sub.add_parser("aishell", help="AISHELL-1 transcripts as manifests (entity: []) for ASR pretraining")
     aishell.add_argument("--dir", required=True, help="the AISHELL-1 folder (transcript/, wav/)")
     _check_options(aishell)
-    for q in (p, demo, cnerta, aishell):  # before or after the corpus name
+    for q in (p, demo, asr, cnerta, aishell):  # before or after the corpus name
         q.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -80,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging()
-    return {"demo": demo, "cnerta": cnerta, "aishell": aishell}[args.corpus](args)
+    load_builtins()  # the recipes' frontend computes CMVN and features
+    return {"demo": demo, "demo-asr": asr, "cnerta": cnerta, "aishell": aishell}[args.corpus](args)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -97,7 +114,24 @@ def demo(args: argparse.Namespace) -> int:
                                  for k, v in meta["counts"].items()))
     if args.features:  # the demo's splits exactly as the cnerta dataset reads them
         splits = {s: read_cnerta(out / f"{s}.jsonl", AudioIndex(out / "wav")) for s in SPLITS}
-        print(f"features: {write_features(out / 'features', splits, args.feature_workers, recipe_fbank())}")
+        print(f"features: {write_features(out / 'features', splits, args.feature_workers)}")
+    return 0
+
+
+def asr(args: argparse.Namespace) -> int:
+    demo_asr.check_args(args.hours, args.n, args.n_dev, args.n_test, args.noise_snr, demo_asr.MIN_CHARS,
+                        demo_asr.MAX_CHARS)
+    hours = args.hours if args.hours is not None or args.n is not None else demo_asr.DEFAULT_HOURS
+    out = Path(args.out) if args.out else demo_asr.default_asr_dir(hours, args.n, args.seed, args.noise_snr)
+    demo_asr.build_asr_corpus(out, hours=hours, n=args.n, n_dev=args.n_dev, n_test=args.n_test, seed=args.seed,
+                              noise_snr=args.noise_snr, features=args.features, feature_workers=args.feature_workers)
+    meta = json.loads((out / "asr.json").read_text(encoding="utf-8"))
+    print(f"{out}: " + ", ".join(f"{s} {meta['counts'][s]} utterances ({meta['hours'][s]:.2f} h)" for s in SPLITS)
+          + f"; {meta['train_chars']} distinct characters in train")
+    if args.features:
+        print(f"features: {out / 'features'} (train with data.feature_cache={out / 'features'})")
+    print(f"train: snlu-train recipes/asr_pretrain.yaml data.train={out}/train.jsonl data.dev={out}/dev.jsonl "
+          f"data.test={out}/test.jsonl" + (f" data.feature_cache={out}/features" if args.features else ""))
     return 0
 
 
@@ -135,7 +169,7 @@ def _finish(report: Report, out: Path, args: argparse.Namespace) -> int:
     if len(report.problems) > SHOWN:
         print(f"  ... {len(report.problems) - SHOWN} more")
     print(f"report: {out / 'validation.md'}")
-    stats = write_prepared(out, report, args.strict, recipe_fbank(), args.features, args.feature_workers)
+    stats = write_prepared(out, report, args.strict, args.features, args.feature_workers)
     for split, s in stats.items():
         entities = ", ".join(f"{t} {n}" for t, n in s["entities"].items()) or "no entities"
         print(f"{split}: {s['utterances']} utterances, {s['hours']:.2f} h, {entities} -> {out / f'{split}.jsonl'}")

@@ -3,7 +3,7 @@
 It lets every recipe run end to end with nothing but pip-installed wheels. Layout of ``out``::
 
     wav/DEMO_TRAIN_00001.wav ...   16 kHz mono PCM_16
-    train.jsonl dev.jsonl test.jsonl
+    train.jsonl dev.jsonl test.jsonl  CNERTA lines + "timings": espeak's [char_start, char_end, start_ms, end_ms]
     demo.json                      build parameters and counts; written last, so it marks a finished build
 
 Train and dev come from MSRA's train file, test from MSRA's test file (sentences already in the test
@@ -31,7 +31,8 @@ from snlu.data.synth import Synthesizer
 log = logging.getLogger("snlu")
 
 DEFAULT_SIZES = dict(n_train=200, n_dev=40, n_test=60)  # sized so the main recipe trains in ~15 min on 2 cores
-FORMAT_VERSION = 2  # bump when the output changes for the same parameters, to invalidate caches
+# Bump when the output changes for the same parameters, to invalidate caches (3: lines gained "timings").
+FORMAT_VERSION = 3
 SPEAKER = ["espeak-cmn", "F"]
 RATE_RANGE = (150, 200)  # espeak words/minute
 PITCH_RANGE = (30, 70)  # espeak 0-100
@@ -154,13 +155,15 @@ def build_demo_corpus(out: str | Path, n_train: int = DEFAULT_SIZES["n_train"],
             for i, (sent, spans) in enumerate(splits[split], 1):
                 utt_id = f"DEMO_{split.upper()}_{i:05d}"
                 rate, pitch = _voice(seed, utt_id)
-                audio = synth.synthesize(sent, rate=rate, pitch=pitch)
+                speech = synth.speak(sent, rate=rate, pitch=pitch)
+                audio = speech.audio
                 write_wav(wav_dir / f"{utt_id}.wav", audio, SAMPLE_RATE)
                 keep.add(f"{utt_id}.wav")
                 seconds[split] += len(audio) / SAMPLE_RATE
                 entity = [[s, e, sent[s:e], t] for s, e, t in spans]
                 lines.append(json.dumps({"sentence": sent, "audio": [utt_id], "entity": entity,
-                                         "speaker_info": [SPEAKER]}, ensure_ascii=False))
+                                         "speaker_info": [SPEAKER], "timings": speech.timings},
+                                        ensure_ascii=False))
                 bar.update()
             _atomic_write_text(out / f"{split}.jsonl", "".join(line + "\n" for line in lines))
             counts[split] = len(lines)

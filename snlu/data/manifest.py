@@ -12,7 +12,8 @@ Layout of ``out``::
     validation.json validation.md      every problem found, with its file and line
 
 The manifests are CNERTA files, so ``snlu-train RECIPE data.train=out/train.jsonl ...`` reads them
-directly; each line's ``path`` names its audio, so no ``data.audio_dir`` is needed.
+directly; each line's ``path`` names its audio (absolute, or with ``relative_paths`` relative to ``out``
+for audio inside it, so the folder can move), so no ``data.audio_dir`` is needed.
 """
 
 from __future__ import annotations
@@ -27,23 +28,30 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from snlu.core.errors import DataError
+from snlu.core.errors import ConfigError, DataError
 from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
 from snlu.data.cnerta import Utterance
 from snlu.data.features import FeatureCache
 from snlu.data.validate import Report
 from snlu.data.vocab import CharVocab
+from snlu.registry import AUDIO_FRONTENDS
 
 log = logging.getLogger("snlu")
 
 
-def manifest_record(utt: Utterance) -> dict:
-    """The original line with its audio resolved: CNERTA fields kept, ``path`` and ``duration`` added."""
-    return {**utt.record, "audio": [utt.id], "path": utt.audio, "duration": round(utt.duration, 3)}
+def manifest_record(utt: Utterance, root: Path | None = None) -> dict:
+    """The original line with its audio resolved: CNERTA fields kept, ``path`` and ``duration`` added; ``path``
+    relative to ``root`` (the manifest's folder) when given and the audio lies inside it."""
+    path, audio = utt.audio, Path(utt.audio).resolve()
+    if root is not None and audio.is_relative_to(root.resolve()):
+        path = audio.relative_to(root.resolve()).as_posix()
+    return {**utt.record, "audio": [utt.id], "path": path, "duration": round(utt.duration, 3)}
 
 
-def write_manifest(path: Path, utts: list[Utterance]) -> None:
-    path.write_text("".join(json.dumps(manifest_record(u), ensure_ascii=False) + "\n" for u in utts),
+def write_manifest(path: Path, utts: list[Utterance], relative: bool = False) -> None:
+    """One manifest line per utterance; ``relative``: audio inside ``path``'s folder as a relative path."""
+    root = path.parent if relative else None
+    path.write_text("".join(json.dumps(manifest_record(u, root), ensure_ascii=False) + "\n" for u in utts),
                     encoding="utf-8")
 
 
@@ -56,18 +64,28 @@ def convert_audio(utts: list[Utterance], ids: set[str], wav_dir: Path) -> None:
         u.audio, u.duration = str(target.resolve()), len(audio) / SAMPLE_RATE
 
 
-def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None, frontend: Any) -> Path:
-    """The feature cache of every split with ``frontend`` (the recipes' fbank: ``recipe_fbank()``), in ``out``;
-    returns its settings folder."""
+def recipe_frontend() -> Any:
+    """The recipes' frontend, 40-bin fbank (25/10 ms), by its registered name: a prepared corpus's features and
+    CMVN are the component's, which this layer names but does not import (every command loads the built-ins)."""
+    if "fbank" not in AUDIO_FRONTENDS:
+        raise ConfigError("the recipes' frontend 'fbank' is not registered: load the built-in components first "
+                          "(snlu.plugins.load_builtins())")
+    return AUDIO_FRONTENDS.build("fbank", config={"num_mel_bins": 40})
+
+
+def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None, frontend: Any = None) -> Path:
+    """The feature cache of every split with ``frontend`` (default: the recipes'), in ``out``; returns its settings
+    folder."""
     cache = FeatureCache(out, workers)
     for split, utts in splits.items():
         cache.add(split, utts)
-    return cache.ensure(frontend)
+    return cache.ensure(frontend or recipe_frontend())
 
 
-def write_cmvn(path: Path, utts: list[Utterance], fbank: Any, features: Path | None = None) -> None:
-    """Global CMVN over ``utts`` with frontend ``fbank`` (the recipes': 40 bins, 25/10 ms); from the sums in the
-    feature cache's train index when ``features`` (its settings folder) is given, else from the audio."""
+def write_cmvn(path: Path, utts: list[Utterance], features: Path | None = None, fbank: Any = None) -> None:
+    """Global CMVN over ``utts`` with frontend ``fbank`` (default: the recipes'); from the sums in the feature
+    cache's train index when ``features`` (its settings folder) is given, else from the audio."""
+    fbank = fbank or recipe_frontend()
     index = json.loads((features / "train.json").read_text(encoding="utf-8")) if features is not None else {}
     if set(index.get("utterances", ())) == {u.audio for u in utts}:  # (a cache built for more: recompute)
         fbank.cmvn_from_sums(index["sum"], index["sumsq"], index["frames"])
@@ -117,10 +135,12 @@ def plot_lengths(path: Path, splits: dict[str, list[Utterance]]) -> None:
     fig.savefig(path, dpi=100)
 
 
-def write_prepared(out: Path, report: Report, strict: bool, frontend: Any, features: bool = False,
-                   workers: int | None = None) -> dict:
+def write_prepared(out: Path, report: Report, strict: bool, features: bool = False,
+                   workers: int | None = None, relative_paths: bool = False, frontend: Any = None) -> dict:
     """Write the report, then (unless ``strict`` and there are errors) everything else: CMVN of ``frontend``
-    (the recipes' fbank) and, with ``features``, its feature cache (``workers`` processes); return the stats."""
+    (default: the recipes') and, with ``features``, its feature cache (``workers`` processes); return the stats.
+    ``relative_paths``: manifest paths of audio inside ``out`` are relative to it."""
+    frontend = frontend or recipe_frontend()
     out.mkdir(parents=True, exist_ok=True)
     report.write(out)
     if strict and report.errors:
@@ -133,10 +153,10 @@ def write_prepared(out: Path, report: Report, strict: bool, frontend: Any, featu
     splits = {s: r.utterances for s, r in report.splits.items()}
     for split, r in report.splits.items():
         convert_audio(r.utterances, r.convert, out / "wav")
-        write_manifest(out / f"{split}.jsonl", r.utterances)
+        write_manifest(out / f"{split}.jsonl", r.utterances, relative_paths)
     CharVocab.build(u.sentence for u in splits["train"]).save(out / "vocab.json")
     folder = write_features(out / "features", splits, workers, frontend) if features else None
-    write_cmvn(out / "cmvn.json", splits["train"], frontend, folder)
+    write_cmvn(out / "cmvn.json", splits["train"], folder, frontend)
     stats = corpus_stats(splits)
     (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1), encoding="utf-8")
     plot_lengths(out / "lengths.png", splits)

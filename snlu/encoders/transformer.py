@@ -26,6 +26,7 @@ class TransformerEncoderConfig(AudioEncoderConfig):
     attention_dropout: float = 0.0
     ffn_dropout: float = 0.0
     pos_dropout: float = 0.0
+    norm_first: bool = False  # pre-norm blocks + a final LayerNorm (easier to train from scratch); reference: post-norm
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,7 +49,8 @@ class TransformerAudioEncoder(nn.Module):
         self.subsample = Conv2dSubsampling(in_feats, cfg.d_model)
         self.positions = SinusoidalPositions(cfg.d_model, cfg.pos_dropout)
         layer = nn.TransformerEncoderLayer(
-            cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout, activation="relu", batch_first=True
+            cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout, activation="relu", batch_first=True,
+            norm_first=cfg.norm_first,
         )
         # Same parameters and state-dict keys as torch's layer; only where dropout is drawn changes.
         layer.self_attn.dropout = cfg.attention_dropout  # on the attention probabilities
@@ -56,7 +58,8 @@ class TransformerAudioEncoder(nn.Module):
         layer.dropout1 = dropout_or_identity(cfg.dropout)  # residual branch of the attention
         layer.dropout2 = dropout_or_identity(cfg.dropout)  # residual branch of the feed-forward
         # nested tensors would drop padded rows' outputs to zero differently in eval: keep dense
-        self.blocks = nn.TransformerEncoder(layer, cfg.n_blocks, enable_nested_tensor=False)
+        final = nn.LayerNorm(cfg.d_model) if cfg.norm_first else None
+        self.blocks = nn.TransformerEncoder(layer, cfg.n_blocks, norm=final, enable_nested_tensor=False)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, F), (B,) -> (B, T', d_model), (B,) subsampled lengths."""

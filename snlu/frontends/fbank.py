@@ -181,11 +181,6 @@ class Fbank(nn.Module):
         return feats
 
 
-def recipe_fbank() -> Fbank:
-    """The recipes' frontend for prepared corpora (``snlu-prepare``'s CMVN and feature cache): 40 bins, 25/10 ms."""
-    return Fbank(FbankConfig(num_mel_bins=40))
-
-
 def utterance_norm(feats: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
     """Each utterance minus the mean, over the standard deviation, of all its T x F values (the reference's
     ``torch.std_mean(feature)``: one scalar pair per utterance, unbiased std; padding excluded)."""

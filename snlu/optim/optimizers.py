@@ -14,14 +14,6 @@ import torch
 from snlu.core.checks import in_range, positive
 from snlu.registry import OPTIMIZERS
 
-REFERENCE_LRS = {
-    "textual_encoder": 1e-5,
-    "textual_crf": 1e-3,
-    "audio_encoder": 2e-5,
-    "audio_crf": 1e-4,
-    "fusion_layer": 1e-5,
-}
-
 
 @dataclasses.dataclass
 class OptimizerConfig:
@@ -29,7 +21,7 @@ class OptimizerConfig:
     is the transformers one); ``fused``: one kernel per step over all tensors (on a 2-core CPU 10x faster than the
     for-each implementation on BERT's 11M-weight embedding; docs/performance.md)."""
 
-    lrs: dict[str, float] = dataclasses.field(default_factory=lambda: dict(REFERENCE_LRS))
+    lrs: dict[str, float] = dataclasses.field(default_factory=dict)  # group -> lr; the recipe names every group
     groups: dict[str, str] = dataclasses.field(default_factory=dict)  # section -> group (default: its own name)
     weight_decay: float = 1e-5
     eps: float = 1e-6

@@ -123,3 +123,49 @@ def test_bad_inputs_are_one_line_errors(random_run, demo_dir, tmp_path):
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {tmp_path}") and "not a saved model" in last and "Traceback" not in r.stderr
+
+
+def check_alignment_json(out: Path, gold: list[dict]) -> dict:
+    quality = json.loads((out / "alignment.json").read_text())
+    assert quality["n_utterances"] == len(gold) and quality["skipped_utterances"] == 0
+    assert quality["n_boundaries"] == sum(len(x["timings"]) for x in gold)
+    longest = max(x["timings"][-1][3] for x in gold)  # no start can be off by more than the audio lasts
+    assert 0 <= quality["p50_ms"] <= quality["p90_ms"] <= longest and 0 < quality["mean_ms"] <= longest
+    return quality
+
+
+def test_eval_alignment_of_a_spoken_ner_model(random_run, demo_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert eval_cli.main([str(random_run), "--data", str(demo_dir / "test.jsonl"), "--output-dir", str(out),
+                          "--alignment", "--batch-size", "3"]) == 0
+    gold = read_jsonl(demo_dir / "test.jsonl")
+    quality = check_alignment_json(out, gold)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"alignment: boundary error mean {quality['mean_ms']:.1f} ms, median {quality['p50_ms']:.1f} ms, "
+        f"p90 {quality['p90_ms']:.1f} ms ({quality['n_boundaries']} boundaries, {len(gold)} utterances)")
+    assert (out / "metrics.json").is_file()  # the usual evaluation too
+
+
+def test_eval_alignment_of_an_asr_model_on_the_asr_corpus(tmp_path, tiny):
+    from snlu.cli.train import main as train
+    from snlu.data.demo_asr import build_asr_corpus
+
+    corpus = build_asr_corpus(tmp_path / "asr", n=8, n_dev=2, n_test=3, seed=2, progress=False)
+    data = [f"data.{s}={corpus}/{s}.jsonl" for s in ("train", "dev", "test")]
+    run = tmp_path / "run"
+    assert train([str(RECIPES / "asr_pretrain.yaml"), *tiny, *data, "--output-dir", str(run)]) == 0
+    out = tmp_path / "eval"
+    assert eval_cli.main([str(run), "--data", str(corpus / "test.jsonl"), "--output-dir", str(out), "--alignment"]) == 0
+    check_alignment_json(out, read_jsonl(corpus / "test.jsonl"))
+
+
+def test_eval_alignment_refuses_data_without_timings(random_run, demo_dir, tmp_path):
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "timings"}, ensure_ascii=False) + "\n"
+                             for x in read_jsonl(demo_dir / "test.jsonl")), encoding="utf-8")
+    r = run_cli("eval", str(random_run), "--data", str(plain), "--audio-dir", str(demo_dir / "wav"), "--output-dir",
+                str(tmp_path / "e"), "--alignment")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {plain}: --alignment: no line has 'timings' (espeak's [char_start, char_end, start_ms, end_ms]; "
+        "snlu-prepare demo and demo-asr write them)")

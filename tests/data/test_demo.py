@@ -138,3 +138,29 @@ def test_ensure_demo_corpus_default_dir(tmp_path, monkeypatch, caplog):
     with caplog.at_level("INFO", logger="snlu"):
         assert ensure_demo_corpus(n_train=2, n_dev=1, n_test=1, progress=False) == out
     assert "building" not in caplog.text
+
+
+# The wavs of build_demo_corpus(n_train=2, n_dev=1, n_test=1, seed=3) as the code wrote them before its lines
+# gained "timings" (FORMAT_VERSION 2): the timings must not change the audio. (An espeak-ng or torchaudio
+# upgrade may legitimately change these bytes; then check the audio by ear and update the hashes.)
+DEMO_WAV_SHA256 = {
+    "DEMO_DEV_00001.wav": "2ffc45a6a5c2b846890c3aed26094cb641ae8f777cc0dc81a52112fb39dd0310",
+    "DEMO_TEST_00001.wav": "8071da7a6d8378fd34ef9e68864c73cd3405d32081ec31d71025ccf60b00653b",
+    "DEMO_TRAIN_00001.wav": "b22681cf0f09e004316757c1e4161fe99f27ec3c117b4f2a95116085a0e34e6f",
+    "DEMO_TRAIN_00002.wav": "7332cf7ad0181db4e1909f0d31f8bad679dfa4505af14bb84fec1e6bac8540a7",
+}
+
+
+def test_demo_audio_unchanged_by_timings(tmp_path):
+    import hashlib
+
+    out = build_demo_corpus(tmp_path, n_train=2, n_dev=1, n_test=1, seed=3, progress=False)
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "wav").iterdir()} == DEMO_WAV_SHA256
+    for split in ("train", "dev", "test"):
+        for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            timings, n = row["timings"], len(row["sentence"])
+            assert timings[0][0] == 0 and timings[-1][1] == n and len(timings) >= n / 2
+            assert all(a[1] == b[0] and a[3] == b[2] and a[2] <= a[3] for a, b in zip(timings, timings[1:]))
+            samples = len(read_wav(out / "wav" / f"{row['audio'][0]}.wav"))
+            assert abs(timings[-1][3] - samples * 1000 / SAMPLE_RATE) <= 1

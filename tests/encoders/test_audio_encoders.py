@@ -50,3 +50,20 @@ def test_encoder_contract(name):
     from snlu.testing import check_audio_encoder
 
     check_audio_encoder(name, {"n_blocks": 2, "d_model": 32, "ffn_dim": 64}, invalid=[{"num_heads": 3}])
+
+
+def test_pre_norm_option_is_layernorm_first_with_a_final_norm():
+    """``norm_first``: each block is x + f(LN(x)) (checked against a hand-written block), the stack ends in a
+    LayerNorm; the default is the reference's post-norm LN(x + f(x))."""
+    torch.manual_seed(0)
+    post, pre = build("transformer"), build("transformer", norm_first=True)
+    assert post.blocks.norm is None and isinstance(pre.blocks.norm, torch.nn.LayerNorm)
+    layer, x = pre.blocks.layers[0], torch.randn(2, 9, 32)
+    with torch.no_grad():
+        h = layer.norm1(x)
+        h = x + layer.self_attn(h, h, h, need_weights=False)[0]
+        expected = h + layer.linear2(torch.relu(layer.linear1(layer.norm2(h))))
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    from snlu.testing import check_audio_encoder
+
+    check_audio_encoder("transformer", {"n_blocks": 2, "d_model": 32, "ffn_dim": 64, "norm_first": True})

@@ -40,3 +40,37 @@ def test_tiny_overfit_decodes_with_zero_cer(demo_dir, demo_overrides):
                                                                              "chars": len(utts[0].sentence)}
     task.cfg.task.beam_size = 4
     assert predict_utterances(task, utts, 1, "cpu", progress=False) == [utts[0].sentence]
+
+
+def test_tiny_model_learns_a_handful_of_utterances(demo_dir, demo_overrides):
+    """Learning, not only running: four synthetic utterances, the recipe's optimiser and a warm-up schedule
+    (both built from the recipe's registries), CER from 1.0 down to <= 5 % within 200 steps."""
+    from snlu.training.optim import build_optimizer, build_scheduler
+
+    utts = read_cnerta(demo_dir / "train.jsonl", AudioIndex(demo_dir / "wav"))[:4]
+    cfg = load_recipe(RECIPE, [*demo_overrides, "audio_encoder.n_blocks=1", "audio_encoder.d_model=64",
+                               "audio_encoder.ffn_dim=128", "frontend.specaug.enabled=false", "audio_encoder.dropout=0",
+                               "optim.lrs.audio_encoder=5e-3",
+                               "scheduler={name: warmup_linear, warmup_steps: 10, min_ratio: 0.1}"])
+    torch.manual_seed(0)
+    task = TASKS.get("asr").cls.from_data(cfg, utts)
+    batch = task.processor.collate([task.processor.prepare(u) for u in utts])
+    optimizer = build_optimizer(task, cfg.optim)
+    schedule, scheduler = build_scheduler(optimizer, cfg.scheduler)
+    schedule.set_total(200)
+
+    def score() -> float:
+        return task.evaluate(utts, predict_utterances(task, utts, 4, "cpu", progress=False))["cer"]
+
+    first = score()
+    for step in range(200):
+        task.train()
+        loss, _ = task.training_step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(task.parameters(), cfg.optim.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        if step % 25 == 24 and score() <= 0.05:
+            break
+    assert first > 0.8 and score() <= 0.05

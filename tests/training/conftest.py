@@ -11,10 +11,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from snlu.config import TrainConfig, check_section
+from snlu.config import TrainConfig, check_component, check_section
 from snlu.data.cnerta import Utterance
 from snlu.data.vocab import CharVocab
-from snlu.registry import HEADS
+from snlu.registry import HEADS, OPTIMIZERS, SCHEDULERS
 from snlu.tasks.base import Task
 from snlu.tasks.processor import Processor
 from snlu.training.run import seed_everything
@@ -96,16 +96,16 @@ def utts() -> list[Utterance]:
 def toy(tmp_path):
     """``toy(**train_options) -> Trainer`` of a fresh ToyTask in ``tmp_path/run`` (seeded like a run)."""
 
-    def make(run: str = "run", **train: Any) -> Trainer:
+    def make(run: str = "run", scheduler: dict[str, Any] | None = None, **train: Any) -> Trainer:
         options = {"epochs": 2, "batch_size": 2, "num_workers": 0, "device": "cpu", "checkpoint_every": 1, **train}
         cfg = OmegaConf.create({
             "seed": 3,
             "task": {"name": "toy"},
             "train": check_section(TrainConfig, options, "train"),
-            "optim": {"name": "adamw", "lrs": {"toy": 0.05}, "groups": {"net": "toy"}, "weight_decay": 0.01,
-                      "max_grad_norm": 1.0,
-                      "eps": 1e-6, "betas": [0.9, 0.999], "fused": True},
-            "scheduler": {"name": "epoch_decay", "decay": 0.1},
+            "optim": check_component(OPTIMIZERS, {"name": "adamw", "lrs": {"toy": 0.05}, "groups": {"net": "toy"},
+                                                  "weight_decay": 0.01,
+                                                  "max_grad_norm": 1.0}, "optim"),
+            "scheduler": check_component(SCHEDULERS, scheduler or {"name": "epoch_decay", "decay": 0.1}, "scheduler"),
         })
         seed_everything(cfg.seed)
         task = ToyTask(cfg, CharVocab.build(SENTENCES))
