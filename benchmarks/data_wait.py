@@ -3,7 +3,7 @@
     python benchmarks/data_wait.py [--workers 0 1 2] [--steps 10] [--out bench_out] [RECIPE] [key=value ...]
 
 Builds the recipe's task and data (default: ``recipes/fusion_raw_all.yaml`` on the demo corpus), then for each
-``num_workers`` runs the real training loader (``make_loader``: length buckets, the task's ``prepare`` reading
+``num_workers`` runs the real training loader (``make_loader``: length buckets, the processor's ``prepare`` reading
 and featurizing audio) and a training step (the task's loss, backward, clipping, the recipe's AdamW) for
 ``--warmup`` + ``--steps`` batches, timing ``next(loader)`` (data wait) and the step. The warm-up batches
 (worker start, first batch) are not counted. Every setting sees the same batches. Prints a table and writes
@@ -41,7 +41,7 @@ def measure(task: Any, optimizer: Any, cfg: Any, train: list, workers: int, step
     from snlu.training.batching import make_loader
 
     tc = cfg.train
-    loader = make_loader(train, task, tc.batch_size, tc.bucket_size, True, workers, cfg.seed)
+    loader = make_loader(train, task.processor, tc.batch_size, tc.bucket_size, True, workers, cfg.seed)
     loader.batch_sampler.set_epoch(1)
     task.train()
     batches, waits, totals, utts = iter(loader), [], [], 0
@@ -74,18 +74,12 @@ def main() -> None:
 
     import torch
 
-    from snlu.config import load_recipe
-    from snlu.plugins import load_builtins
-    from snlu.registry import DATASETS, TASKS
+    from snlu import run
     from snlu.training.optim import build_optimizer
-    from snlu.training.run import seed_everything
 
-    load_builtins()
-    cfg = load_recipe(a.recipe, [*a.overrides, "train.device=cpu"])
-    seed_everything(cfg.seed)
-    task_cls = TASKS.get(cfg.task.name).cls
-    splits = DATASETS.build(cfg.data).load(with_audio=task_cls.uses_audio)
-    task = task_cls.from_data(cfg, splits["train"])
+    cfg = run.load(a.recipe, [*a.overrides, "train.device=cpu"])
+    built = run.build(cfg)
+    task, splits = built.task, built.splits
     optimizer, rows = build_optimizer(task, cfg.optim), []
     for w in a.workers:
         row = measure(task, optimizer, cfg, splits["train"], w, a.steps, a.warmup)

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from snlu.core.devices import pick_device
+from snlu.core.errors import SnluError
 from snlu.data.cnerta import Utterance
-from snlu.errors import SnluError
 from snlu.inference import make_utterance, predict_utterances
 from snlu.tasks.base import Task
-from snlu.training.trainer import pick_device
 
 Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono float samples in [-1, 1]
 

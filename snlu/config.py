@@ -1,33 +1,34 @@
 """Recipes: YAML files with inheritance, ``key=value`` overrides, validated before anything is built.
 
-A recipe has a few fixed sections (``plugins``, ``seed``, ``task``, ``data``, ``train``, ``optim``)
-and one section per component the task declares (``fusion: {name: raw, num_heads: 8}``). Each
-component section is checked against the config dataclass its registered class declares, so an
-unknown key, a wrong type, a value out of range or an unknown name fails with the full key path
-before any model or data is touched.
+A recipe has a few fixed sections (``plugins``, ``seed``, ``task``, ``data``, ``train``, ``optim``,
+``scheduler``) and one section per component the task declares (``fusion: {name: raw, num_heads: 8}``). Each
+component section is checked against the config dataclass its registered class declares (snlu.core.schema),
+so an unknown key, a wrong type, a value out of range or an unknown name fails with the full key path before
+any model or data is touched; then the task class checks what it can without data (``Task.check_recipe``:
+learning rates of its optimiser groups, what its components consume).
+
+This is the top of the recipe side: it loads plugins and reads the registries, and nothing below imports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import typing
+import logging
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import (
-    ConfigKeyError,
-    MissingMandatoryValue,
-    OmegaConfBaseException,
-    ValidationError,
-)
+from omegaconf.errors import OmegaConfBaseException
 
 from snlu.core.checks import in_range, positive
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
+from snlu.core.schema import check_component, check_section, first_line
+from snlu.plugins import list_option, load_plugins
 from snlu.registry import DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
 
+log = logging.getLogger("snlu")
 FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim", "scheduler")
 DEFAULT_NAMES = {"optim": "adamw", "scheduler": "epoch_decay"}  # sections whose name may be left out
 
@@ -69,17 +70,13 @@ class TrainConfig:
             raise ValueError(f"amp: expected auto, off, bf16 or fp16, got '{self.amp}'")
 
 
-# Range checks live in the leaf layer (snlu.core.checks); re-exported for plugins written against snlu.config.
-__all__ = ["TrainConfig", "in_range", "load_recipe", "positive", "validate"]
+# Range checks and section checks live in the leaf layer (snlu.core.checks, snlu.core.schema); re-exported for
+# plugins written against snlu.config.
+__all__ = ["TrainConfig", "check_component", "check_section", "first_line", "in_range", "load_recipe", "positive",
+           "validate"]
 
 
 # ----------------------------------------------------------------------------- loading
-
-
-def first_line(e: Exception) -> str:
-    """An error's message without the context lines (``full_key: ...``) OmegaConf and PyYAML append."""
-    text = str(getattr(e, "msg", None) or e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -149,62 +146,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 # ----------------------------------------------------------------------------- validation
 
 
-def _explain(e: OmegaConfBaseException, key: str, schema: type) -> ConfigError:
-    """Turn an OmegaConf error into one line naming the full key path."""
-    sub = getattr(e, "full_key", None) or getattr(e, "key", None) or ""
-    path = f"{key}.{sub}" if sub else key
-    if isinstance(e, ConfigKeyError):
-        *parents, leaf = str(sub).split(".")
-        for part in parents:  # the nested dataclass that owns the unknown key
-            hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
-            schema = hints.get(part, schema)
-        valid = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
-        close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        options = f"valid: {', '.join(valid)}" if valid else "this section has no options"
-        return ConfigError(f"{path}: unknown key{hint} ({options})")
-    if isinstance(e, MissingMandatoryValue):
-        return ConfigError(f"{path}: missing required value")
-    msg = str(getattr(e, "msg", e)).splitlines()[0]
-    if isinstance(e, ValidationError):
-        return ConfigError(f"{path}: wrong type: {msg}")
-    return ConfigError(f"{path}: {msg}")
-
-
-def check_section(schema: type, values: Any, key: str) -> DictConfig:
-    """Validate ``values`` against dataclass ``schema``; return the typed, defaults-filled section."""
-    if values is None:
-        values = {}
-    if not isinstance(values, (dict, DictConfig)):
-        raise ConfigError(f"{key}: expected a mapping, got {type(values).__name__}")
-    try:
-        typed = OmegaConf.merge(OmegaConf.structured(schema), values)
-        OmegaConf.to_object(typed)  # runs __post_init__ range checks, reports missing values
-    except OmegaConfBaseException as e:
-        raise _explain(e, key, schema) from None
-    except ValueError as e:
-        raise ConfigError(f"{key}.{e}" if ":" in str(e).split()[0] else f"{key}: {e}") from None
-    return typed
-
-
-def check_component(registry: Registry, values: Any, key: str) -> DictConfig:
-    """Validate a ``{name: ..., **options}`` section against the named component's config."""
-    if not isinstance(values, (dict, DictConfig)):
-        raise ConfigError(f"{key}: expected a mapping with a 'name' (one of: {', '.join(registry.names())})")
-    values = OmegaConf.create(values) if isinstance(values, dict) else values.copy()
-    if "name" not in values or values.name is None:
-        raise ConfigError(f"{key}.name: missing required value (one of: {', '.join(registry.names())})")
-    name = values.pop("name")
-    entry = registry.get(str(name), key=f"{key}.name")
-    typed = check_section(entry.config, values, key)
-    out = OmegaConf.create({"name": entry.name})
-    return OmegaConf.merge(out, OmegaConf.create(OmegaConf.to_container(typed)))
-
-
 def validate(raw: DictConfig) -> DictConfig:
     """Validate a whole recipe (plugins already loaded); return the resolved config."""
-    from snlu.plugins import list_option  # local: plugins imports config helpers
-
     try:
         raw = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
     except OmegaConfBaseException as e:
@@ -234,6 +177,8 @@ def validate(raw: DictConfig) -> DictConfig:
     out.train = check_section(TrainConfig, raw.get("train"), "train")
     for key, registry in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         out[key] = check_component(registry, _named(raw.get(key), key), key)
+    for warning in TASKS.get(task.name).cls.check_recipe(out):  # what the task can check without data
+        log.warning("%s", warning)
     return out
 
 
@@ -257,8 +202,6 @@ def _seed(value: Any) -> int:
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """Read, override, load plugins, validate: the one entry point for recipes."""
-    from snlu.plugins import load_plugins
-
     raw = apply_overrides(load_raw(path), list(overrides or []))
     load_plugins(raw.get("plugins"), base_dir=Path(path).resolve().parent)
     return validate(raw)

@@ -17,12 +17,12 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from snlu.core.devices import pick_device, to_device
+from snlu.core.errors import DataError
 from snlu.data.audio import SAMPLE_RATE
 from snlu.data.cnerta import AudioIndex, Utterance, read_cnerta, read_lines
-from snlu.errors import DataError
 from snlu.tasks.base import Task
 from snlu.training.batching import make_loader
-from snlu.training.trainer import pick_device, to_device
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def predict_utterances(task: Task, utts: Sequence[Utterance], batch_size: int, d
     # The model never sees the gold: predictions cannot depend on it, and gold types the model does not
     # know (scored as missed) cannot break the label encoding in ``prepare``.
     inputs = [dataclasses.replace(u, entities=[], nested=[]) for u in utts]
-    loader = make_loader(inputs, task, batch_size, bucket_size=1, shuffle=False, num_workers=num_workers)
+    loader = make_loader(inputs, task.processor, batch_size, bucket_size=1, shuffle=False, num_workers=num_workers)
     order = [i for b in loader.batch_sampler.batches() for i in b]
     preds: list[Any] = []
     with tqdm(total=len(inputs), desc=desc, unit="utt", leave=False, mininterval=1.0, disable=not progress) as bar:

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import ListConfig
 
-from snlu.errors import ConfigError, PluginError, SnluError
+from snlu.core.errors import ConfigError, PluginError, SnluError
 
 BUILTIN_MODULES = (
     "snlu.data.cnerta",

@@ -18,7 +18,8 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from snlu.errors import RegistryError
+from snlu.core.errors import RegistryError
+from snlu.core.schema import check_component
 
 
 @dataclasses.dataclass
@@ -92,8 +93,6 @@ class Registry:
 
     def config(self, name: str, **options: Any) -> Any:
         """The validated, defaults-filled config of component ``name`` (with ``name`` set)."""
-        from snlu.config import check_component
-
         return check_component(self, {"name": name, **options}, self.section)
 
     def names(self) -> list[str]:

@@ -31,8 +31,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
+from snlu.core.tensors import lengths_mask
 from snlu.registry import AUDIO_ENCODERS, AUDIO_TOKENIZERS, FUSIONS, HEADS, Registry
+from snlu.tasks.views import FUSION_ARGS, FUSION_DEFAULT, TOKENIZER_ARGS, TOKENIZER_DEFAULT, VIEWS, check_consumes
+from snlu.tokenizers.align import ctc_forced_align
 
 GARBAGE = 9.0  # written into padding: a component that reads padding changes its output
 TOL = {"atol": 2e-5, "rtol": 1e-4}
@@ -147,54 +150,93 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 def _lengths_mask(lengths: Sequence[int], size: int) -> Tensor:
-    return torch.arange(size)[None, :] < torch.tensor(lengths)[:, None]
+    return lengths_mask(torch.tensor(lengths), size)
 
 
 # ----------------------------------------------------------------------------- fusions
 
 
+def _consumes(section: str, component: nn.Module, default: tuple[str, ...], offered: tuple[str, ...],
+              what: str) -> tuple[str, ...]:
+    try:
+        return check_consumes(section, component, default, offered)
+    except ConfigError as e:
+        raise ContractError(f"{what}: {e}") from None
+
+
+def _alignment(lengths: Sequence[int], chars: Sequence[int], t: int) -> Tensor:
+    """(B, T) long: frame t of utterance b aligned to character t * C_b // T_b, every third frame blank (-1),
+    padding -1: what a CTC forced alignment looks like."""
+    out = torch.full((len(lengths), t), -1)
+    for b, (n, c) in enumerate(zip(lengths, chars)):
+        for j in range(n):
+            out[b, j] = j * c // n if j % 3 else -1
+    return out
+
+
 def check_fusion(component: str | type, options: dict[str, Any] | None = None, invalid: Iterable[dict] = (),
-                 text_dim: int = 32, audio_dim: int = 16, intermediate_size: int = 64, seed: int = 0) -> None:
-    """A fusion: built as ``cls(cfg, text_dim, audio_dim, intermediate_size)``; ``uses_tokens`` (bool) says
-    whether it reads the audio tokens. ``forward(text, text_mask, frames, frame_mask, tokens)`` gets text
-    (B, N, Dt), text_mask (B, N) bool True on real pieces, frames (B, T, Da), frame_mask (B, T), tokens
-    (B, N, Da) (None when ``uses_tokens`` is False) and returns (B, N, Dt)."""
+                 text_dim: int = 32, audio_dim: int = 16, intermediate_size: int = 64, vocab_size: int = 6,
+                 seed: int = 0) -> None:
+    """A fusion: built as ``cls(cfg, text_dim, audio_dim, intermediate_size)``; its class attribute
+    ``consumes`` (or the older boolean ``uses_tokens``) names what it reads of what the spoken-NER task offers
+    (``snlu.tasks.views.VIEWS``). ``forward(text, text_mask, frames, frame_mask, tokens, **others)`` gets text
+    (B, N, Dt), text_mask (B, N) bool True on real pieces, frames (B, T, Da), frame_mask (B, T), tokens (B, N, Da)
+    (None when it does not consume them), and each other representation it consumes by name: ``ctc_logits`` and
+    ``ctc_posteriors`` (B, T, V), ``alignment`` (B, T) long (-1: blank or padding); it returns (B, N, Dt). Every
+    float input it consumes must get a gradient, and none in the padding."""
     with _seeded(seed):
         fusion, what = _build(FUSIONS, component, options, invalid, text_dim, audio_dim, intermediate_size)
-        uses_tokens = getattr(fusion, "uses_tokens", None)
-        if not isinstance(uses_tokens, bool):
-            _fail(what, "needs a boolean class attribute 'uses_tokens'")
+        wants = _consumes("fusion", fusion, FUSION_DEFAULT, tuple(VIEWS), what)
         n, t, lens_n, lens_t = 7, 20, [7, 4], [20, 11]
-        text, frames, tokens = torch.randn(2, n, text_dim), torch.randn(2, t, audio_dim), torch.randn(2, n, audio_dim)
+        text = torch.randn(2, n, text_dim)
+        audio = {"frames": torch.randn(2, t, audio_dim), "tokens": torch.randn(2, n, audio_dim),
+                 "ctc_logits": torch.randn(2, t, vocab_size) * 3}
+        audio["ctc_posteriors"] = audio["ctc_logits"].softmax(-1)
+        audio["alignment"] = _alignment(lens_t, [5, 3], t)
         tmask, fmask = _lengths_mask(lens_n, n), _lengths_mask(lens_t, t)
-        text[1, 4:], tokens[1, 4:], frames[1, 11:] = GARBAGE, GARBAGE, GARBAGE
+        text[1, 4:], audio["tokens"][1, 4:] = GARBAGE, GARBAGE
+        for name in ("frames", "ctc_logits", "ctc_posteriors"):
+            audio[name][1, 11:] = GARBAGE
+
+        def run(b: int | None, tokens: bool = True) -> Tensor:
+            """The fusion on the batch (``b`` None) or on utterance ``b`` alone."""
+            cut = {k: v if b is None else v[b:b + 1, :(lens_n if k == "tokens" else lens_t)[b]]
+                   for k, v in audio.items()}
+            nb = n if b is None else lens_n[b]
+            rows = slice(None) if b is None else slice(b, b + 1)
+            others = {k: cut[k] for k in wants if k not in FUSION_ARGS}
+            return fusion(text[rows, :nb], tmask[rows, :nb], cut["frames"],
+                          fmask[rows, :cut["frames"].shape[1]], cut["tokens"] if tokens else None, **others)
+
         fusion.eval()
         with torch.no_grad():
-            out = fusion(text, tmask, frames, fmask, tokens)
+            out = run(None)
             _shape(out, (2, n, text_dim), what, "forward's output")
             _finite(out[tmask], what, "the output at real positions")
             for b in range(2):
-                alone = fusion(text[b:b + 1, :lens_n[b]], tmask[b:b + 1, :lens_n[b]], frames[b:b + 1, :lens_t[b]],
-                               fmask[b:b + 1, :lens_t[b]], tokens[b:b + 1, :lens_n[b]])
-                _same(out[b, :lens_n[b]], alone[0], what, f"utterance {b} gives another output in a padded batch "
-                      "than alone: padding (text, frames or tokens) leaks into real positions")
-            if not uses_tokens:
+                _same(out[b, :lens_n[b]], run(b)[0], what, f"utterance {b} gives another output in a padded batch "
+                      "than alone: padding (text, frames, tokens or CTC outputs) leaks into real positions")
+            if "tokens" not in wants:
                 try:
-                    without = fusion(text, tmask, frames, fmask, None)
+                    without = run(None, tokens=False)
                 except Exception as e:
-                    raise ContractError(f"{what}: uses_tokens is False but forward fails with tokens=None (the "
-                                        f"task passes None then): {type(e).__name__}: {e}") from None
-                _same(out, without, what, "uses_tokens is False but the output changes when tokens=None")
+                    raise ContractError(f"{what}: it does not consume 'tokens' (consumes {wants}) but forward fails "
+                                        f"with tokens=None (the task passes None then): {type(e).__name__}: {e}"
+                                        ) from None
+                _same(out, without, what, f"it does not consume 'tokens' (consumes {wants}) but the output changes "
+                      "when tokens=None")
         fusion.train()
-        for x in (text, frames, tokens):
+        floats = [k for k in wants if audio[k].is_floating_point()]
+        for x in (text, *(audio[k] for k in floats)):
             x.requires_grad_(True)
-        out = fusion(text, tmask, frames, fmask, tokens if uses_tokens else None)
+        out = run(None, tokens="tokens" in wants)
         (out * tmask[..., None]).sum().backward()
         _gradients(fusion, what)
         _uses(text.grad, what, "the text")
-        _uses(tokens.grad if uses_tokens else frames.grad, what, "the audio tokens" if uses_tokens else "the frames")
-        if frames.grad is not None and frames.grad[1, 11:].abs().sum() > 0:
-            _fail(what, "padded frames get a gradient: they take part in the output")
+        for k in floats:
+            _uses(audio[k].grad, what, f"the {k.replace('_', ' ')} it consumes")
+            if k != "tokens" and audio[k].grad[1, 11:].abs().sum() > 0:
+                _fail(what, f"padded frames of {k} get a gradient: they take part in the output")
 
 
 # ----------------------------------------------------------------------------- audio tokenizers
@@ -202,31 +244,43 @@ def check_fusion(component: str | type, options: dict[str, Any] | None = None, i
 
 def check_audio_tokenizer(component: str | type, options: dict[str, Any] | None = None,
                           invalid: Iterable[dict] = (), dim: int = 8, vocab_size: int = 7, seed: int = 0) -> None:
-    """An audio tokenizer: built as ``cls(cfg)``. ``forward(frames, frame_lengths, ctc_logits, char_ids,
-    char_lengths)`` gets frames (B, T, d), frame_lengths (B,), the CTC logits (B, T, V), the transcript's
-    character ids (B, C) (blank = 0 never occurs in them) and char_lengths (B,), and returns one vector per
-    character, (B, C, d). Padded characters may get any finite vector (the task masks them)."""
+    """An audio tokenizer: built as ``cls(cfg)``; ``consumes`` names what it reads (default: frames and CTC
+    logits). ``forward(frames, frame_lengths, ctc_logits, char_ids, char_lengths, **others)`` gets frames
+    (B, T, d), frame_lengths (B,), the CTC logits (B, T, V) (None when it does not consume them), the transcript's
+    character ids (B, C) (blank = 0 never occurs in them), char_lengths (B,), and ``ctc_posteriors`` (B, T, V) or
+    the CTC forced ``alignment`` (B, T) by name when it consumes them; it returns one vector per character,
+    (B, C, d). Padded characters may get any finite vector (the task masks them)."""
     with _seeded(seed):
         tok, what = _build(AUDIO_TOKENIZERS, component, options, invalid)
+        offered = tuple(v for v in VIEWS if v != "tokens")
+        wants = _consumes("audio_tokenizer", tok, TOKENIZER_DEFAULT, offered, what)
         t, lens_t, lens_c = 30, [30, 18], [5, 2]
         frames = torch.randn(2, t, dim)
         logits = torch.randn(2, t, vocab_size) * 3
         chars = torch.tensor([[1, 2, 3, 3, 4], [5, 6, 4, 4, 4]])  # row 1: padded with a real character id
         frame_lengths, char_lengths = torch.tensor(lens_t), torch.tensor(lens_c)
         frames[1, 18:], logits[1, 18:] = GARBAGE, GARBAGE
+        extra = {"ctc_posteriors": logits.softmax(-1),
+                 "alignment": ctc_forced_align(logits.log_softmax(-1), frame_lengths, chars, char_lengths)[0]}
+
+        def run(b: int | None) -> Tensor:
+            rows = slice(None) if b is None else slice(b, b + 1)
+            nt, nc = (t, 5) if b is None else (lens_t[b], lens_c[b])
+            others = {k: extra[k][rows, :nt] for k in wants if k not in TOKENIZER_ARGS}
+            return tok(frames[rows, :nt], frame_lengths[rows], logits[rows, :nt] if "ctc_logits" in wants else None,
+                       chars[rows, :nc], char_lengths[rows], **others)
+
         tok.eval()
         with torch.no_grad():
-            out = tok(frames, frame_lengths, logits, chars, char_lengths)
+            out = run(None)
             _shape(out, (2, 5, dim), what, "forward's output")
             _finite(out, what, "the output")
             for b in range(2):
-                alone = tok(frames[b:b + 1, :lens_t[b]], frame_lengths[b:b + 1], logits[b:b + 1, :lens_t[b]],
-                            chars[b:b + 1, :lens_c[b]], char_lengths[b:b + 1])
-                _same(out[b, :lens_c[b]], alone[0], what, f"utterance {b} gives another output in a padded batch "
-                      "than alone: padding (frames, logits or characters) leaks into real characters")
+                _same(out[b, :lens_c[b]], run(b)[0], what, f"utterance {b} gives another output in a padded batch "
+                      "than alone: padding (frames, CTC outputs or characters) leaks into real characters")
         tok.train()
         frames.requires_grad_(True)
-        out = tok(frames, frame_lengths, logits, chars, char_lengths)
+        out = run(None)
         (out * _lengths_mask(lens_c, 5)[..., None]).sum().backward()
         _gradients(tok, what)
         _uses(frames.grad, what, "the frames")

@@ -99,7 +99,7 @@ class ReadsTokens(MeanAudioFusion):
         (LeaksPadding, "padding .* leaks into real positions"),
         (WrongSize, r"forward's output must have shape \(2, 7, 32\), got \(2, 7, 16\)"),
         (DetachedAudio, "parameter 'proj.weight' gets no finite gradient"),
-        (ReadsTokens, "uses_tokens is False but forward fails with tokens=None"),
+        (ReadsTokens, "does not consume .tokens. .* but forward fails with tokens=None"),
     ],
 )
 def test_broken_fusions_fail(cls, message):

@@ -22,10 +22,10 @@ from omegaconf import DictConfig
 
 from snlu.benchmark.flops import count_flops, matmul_peak
 from snlu.benchmark.timers import ComponentTimers, sync
-from snlu.registry import DATASETS, TASKS
+from snlu.core.devices import to_device
+from snlu.run import build
 from snlu.training.batching import batch_budget, make_loader, padding_efficiency
-from snlu.training.run import seed_everything
-from snlu.training.trainer import Trainer, to_device
+from snlu.training.trainer import Trainer
 
 log = logging.getLogger("snlu")
 
@@ -54,17 +54,15 @@ def audio_seconds(batch: dict[str, Any]) -> float:
 
 def bench(cfg: DictConfig, opts: BenchOptions = BenchOptions()) -> dict[str, Any]:
     """Measure ``cfg``'s model; a JSON-ready dict (times in ms, rates per second)."""
-    seed_everything(cfg.seed)
-    task_cls = TASKS.get(cfg.task.name).cls
-    train = DATASETS.build(cfg.data).load(with_audio=task_cls.uses_audio)["train"]
-    task = task_cls.from_data(cfg, train)
+    built = build(cfg)  # as snlu-train builds it
+    task, train = built.task, built.splits["train"]
     tc = cfg.train
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(task, cfg, Path(tmp))
         trainer.tracker.enabled = False
         device = trainer.device
-        loader = make_loader(train, task, tc.batch_size, tc.bucket_size, True, tc.num_workers, cfg.seed,
-                             budget=batch_budget(tc.batch_frames, task))
+        loader = make_loader(train, task.processor, tc.batch_size, tc.bucket_size, True, tc.num_workers, cfg.seed,
+                             budget=batch_budget(tc.batch_frames, task.processor))
         sampler = loader.batch_sampler
         sampler.set_epoch(1)
         padding = padding_efficiency(sampler.global_batches(), sampler.lengths)

@@ -18,15 +18,14 @@ from typing import Any
 
 import torch
 
+from snlu import run
 from snlu.benchmark.bench import BenchOptions, bench
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
-from snlu.config import FIXED_SECTIONS, load_raw, load_recipe
-from snlu.errors import ConfigError
-from snlu.training.run import setup_logging
+from snlu.config import FIXED_SECTIONS, load_raw
+from snlu.core.errors import ConfigError
+from snlu.core.logs import setup_logging
 
 log = logging.getLogger("snlu")
-PARTS = ("data_wait", "frontend", "text_encoder", "audio_encoder", "ctc_head", "audio_tokenizer", "fusion",
-         "text_head", "audio_head", "other_forward", "backward", "optimizer")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,7 +86,9 @@ def markdown(results: dict[str, dict[str, Any]], where: str) -> str:
                    f"{r['gflop_per_step']:.1f} | {r['achieved_gflop_per_s']:.1f} | {r['fraction_of_peak']:.2f} "
                    f"(peak {r['matmul_peak']['gflop_per_s']:.0f}) | {r['padding_efficiency']:.3f} | "
                    f"{100 * t['data_wait_fraction']:.1f} % | {mem} |")
-    parts = [p for p in PARTS if any(r["breakdown_ms"].get(p) for r in results.values())]
+    seen = dict.fromkeys(k for r in results.values() for k in r["breakdown_ms"])  # data wait, the components
+    # the task times (snlu.benchmark.timers: its recipe sections, in call order), other forward, backward, optimizer
+    parts = [p for p in seen if any(r["breakdown_ms"].get(p) for r in results.values())]
     out += ["", "Share of each part in an instrumented step (the same batches again, every component timed):", "",
             "| recipe | step ms | " + " | ".join(parts) + " |", "|---|---|" + "---|" * len(parts)]
     for name, r in results.items():
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     per_recipe = applicable(recipes, overrides)
     for recipe in recipes:
-        cfg = load_recipe(recipe, per_recipe[recipe])
+        cfg = run.load(recipe, per_recipe[recipe])
         name = Path(recipe).stem
         results[name] = {"recipe": recipe, "overrides": overrides, **bench(cfg, opts)}
         print(show(name, results[name]), flush=True)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from snlu.errors import ConfigError, SnluError
+from snlu.core.errors import ConfigError, SnluError
 
 # An override's key: a dotted recipe key path (``train.epochs``, ``data.train``, ``plugins[0]``); no '/',
 # so a file path that happens to contain '=' (a sweep run's ``lr=2e-05/`` folder) stays a path.
@@ -25,7 +25,7 @@ def one_line(error: Exception) -> str:
     text = str(error)
     if "Original Traceback" in text:
         last = text.strip().splitlines()[-1]
-        return last.split(": ", 1)[1] if last.startswith("snlu.errors.") else last
+        return last.split(": ", 1)[1] if last.startswith(("snlu.core.errors.", "snlu.errors.")) else last
     return text
 
 

@@ -20,14 +20,15 @@ from snlu.analysis import error_analysis, plot_analysis
 from snlu.cli.common import run_main
 from snlu.cli.predict import add_model_args, load_and_predict
 from snlu.cli.score import format_table
+from snlu.core.devices import pick_device
+from snlu.core.errors import SnluError
+from snlu.core.logs import setup_logging
 from snlu.data.cnerta import Utterance
-from snlu.errors import SnluError
 from snlu.inference import write_predictions
 from snlu.metrics import alignment
 from snlu.tasks.base import Task
 from snlu.tasks.ner import NERTask
-from snlu.training.run import make_run_dir, setup_logging
-from snlu.training.trainer import pick_device
+from snlu.training.run import make_run_dir
 
 log = logging.getLogger("snlu")
 

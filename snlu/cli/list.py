@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from snlu.cli.common import run_main
-from snlu.errors import RegistryError
+from snlu.core.errors import RegistryError
 from snlu.plugins import load_plugins
 from snlu.registry import REGISTRIES
 

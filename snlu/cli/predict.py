@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from snlu.cli.common import run_main
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
+from snlu.core.logs import setup_logging
 from snlu.inference import predict_utterances, read_inputs, write_predictions
 from snlu.tasks.base import Task
-from snlu.training.run import setup_logging
 
 log = logging.getLogger("snlu")
 

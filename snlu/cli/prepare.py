@@ -17,13 +17,14 @@ import json
 from pathlib import Path
 
 from snlu.cli.common import run_main
+from snlu.core.logs import setup_logging
 from snlu.data import demo_asr
 from snlu.data.aishell import aishell_lines
 from snlu.data.cnerta import SPLITS, AudioIndex, read_cnerta, read_lines
 from snlu.data.demo import DEFAULT_SIZES, MAX_CHARS, MIN_CHARS, build_demo_corpus, ensure_demo_corpus
 from snlu.data.manifest import write_features, write_prepared
 from snlu.data.validate import CheckOptions, Report, Validator
-from snlu.training.run import setup_logging
+from snlu.plugins import load_builtins
 
 SHOWN = 20  # problems printed on the console; the report lists all
 
@@ -95,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging()
+    load_builtins()  # the recipes' frontend computes CMVN and features
     return {"demo": demo, "demo-asr": asr, "cnerta": cnerta, "aishell": aishell}[args.corpus](args)
 
 

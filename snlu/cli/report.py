@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from snlu.cli.common import run_main
+from snlu.core.logs import setup_logging
 from snlu.experiments.report import report
-from snlu.training.run import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from snlu.cli.common import run_main
+from snlu.core.errors import DataError
 from snlu.data.cnerta import Utterance, read_cnerta
-from snlu.errors import DataError
 from snlu.metrics.ner import score_entities
 
 

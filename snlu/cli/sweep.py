@@ -19,9 +19,9 @@ import logging
 from pathlib import Path
 
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
+from snlu.core.logs import setup_logging
 from snlu.experiments.sweep import SweepRunner, load_sweep, validate
 from snlu.plugins import load_builtins
-from snlu.training.run import setup_logging
 
 log = logging.getLogger("snlu")
 

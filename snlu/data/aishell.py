@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from snlu.core.errors import DataError
 from snlu.data.cnerta import SPLITS, read_lines
 from snlu.data.validate import Problem
-from snlu.errors import DataError
 
 TRANSCRIPT = Path("transcript") / "aishell_transcript_v0.8.txt"
 

@@ -17,9 +17,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from snlu.errors import DataError
-
-SAMPLE_RATE = 16000
+from snlu.core.errors import DataError
+from snlu.core.frames import SAMPLE_RATE
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,6 +1,6 @@
 """CNERTA JSON Lines: reading, checking every line, resolving audio ids; the ``cnerta`` dataset.
 
-One utterance per line (DESIGN.md)::
+One utterance per line::
 
     {"sentence": "...", "audio": ["BAC009S0706W0384"], "entity": [[0, 6, "...", "ORG"]], "speaker_info": [...]}
 
@@ -15,40 +15,19 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import soundfile as sf
 
-from snlu.config import positive
+from snlu.core.checks import positive
+from snlu.core.errors import DataError
 from snlu.data.demo import DEFAULT_SIZES, ensure_demo_corpus
 from snlu.data.labels import flatten_outermost_counted
-from snlu.errors import DataError
+from snlu.data.utterance import Utterance
 from snlu.registry import DATASETS
-
-if TYPE_CHECKING:
-    from snlu.data.features import FeatureCache
 
 log = logging.getLogger("snlu")
 SPLITS = ("train", "dev", "test")
-
-
-@dataclasses.dataclass
-class Utterance:
-    """One checked line: audio resolved to a path, entities flattened per the recipe's policy."""
-
-    id: str
-    sentence: str
-    audio: str | None  # resolved path, None when the task does not use audio
-    duration: float  # seconds (0 without audio)
-    entities: list[tuple[int, int, str]]
-    nested: list[tuple[int, int, str]]  # every span of the line, before flattening
-    record: dict[str, Any]  # the original JSON object, carried along (speaker_info ...)
-    where: str  # "file:line", for messages
-    # Pre-loaded 16 kHz samples (the Python API's in-memory audio); None: read ``audio`` when needed.
-    wave: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
-    # The dataset's feature cache (``data.feature_cache``); None: compute the features from the audio.
-    features: FeatureCache | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class AudioIndex:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from snlu.core.errors import SnluError
 from snlu.data.audio import SAMPLE_RATE, write_wav
 from snlu.data.msra import Sentence, msra_path, read_msra
 from snlu.data.synth import Synthesizer
-from snlu.errors import SnluError
 
 log = logging.getLogger("snlu")
 

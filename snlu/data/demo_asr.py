@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from snlu.core.errors import SnluError
 from snlu.data.audio import SAMPLE_RATE, write_wav
 from snlu.data.cnerta import SPLITS, AudioIndex, read_cnerta
 from snlu.data.demo import MAX_CHARS as DEMO_MAX_CHARS
@@ -50,7 +51,6 @@ from snlu.data.manifest import write_features, write_prepared
 from snlu.data.msra import Sentence, msra_path, read_msra
 from snlu.data.synth import Synthesizer
 from snlu.data.validate import CheckOptions, Validator
-from snlu.errors import SnluError
 
 log = logging.getLogger("snlu")
 

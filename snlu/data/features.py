@@ -30,17 +30,15 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from snlu.core.errors import ConfigError, DataError
 from snlu.data.audio import read_wav
-from snlu.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from snlu.data.cnerta import Utterance
+from snlu.data.utterance import Utterance
 
 log = logging.getLogger("snlu")
 FORMAT = 1  # bump when the stored layout or the meaning of an entry changes

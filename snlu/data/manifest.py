@@ -22,18 +22,19 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from snlu.core.errors import ConfigError, DataError
 from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
 from snlu.data.cnerta import Utterance
 from snlu.data.features import FeatureCache
 from snlu.data.validate import Report
 from snlu.data.vocab import CharVocab
-from snlu.errors import DataError
-from snlu.frontends.fbank import Fbank, FbankConfig
+from snlu.registry import AUDIO_FRONTENDS
 
 log = logging.getLogger("snlu")
 
@@ -63,18 +64,28 @@ def convert_audio(utts: list[Utterance], ids: set[str], wav_dir: Path) -> None:
         u.audio, u.duration = str(target.resolve()), len(audio) / SAMPLE_RATE
 
 
-def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None) -> Path:
-    """The feature cache of every split with the recipes' fbank, in ``out``; returns its settings folder."""
+def recipe_frontend() -> Any:
+    """The recipes' frontend, 40-bin fbank (25/10 ms), by its registered name: a prepared corpus's features and
+    CMVN are the component's, which this layer names but does not import (every command loads the built-ins)."""
+    if "fbank" not in AUDIO_FRONTENDS:
+        raise ConfigError("the recipes' frontend 'fbank' is not registered: load the built-in components first "
+                          "(snlu.plugins.load_builtins())")
+    return AUDIO_FRONTENDS.build("fbank", config={"num_mel_bins": 40})
+
+
+def write_features(out: Path, splits: dict[str, list[Utterance]], workers: int | None, frontend: Any = None) -> Path:
+    """The feature cache of every split with ``frontend`` (default: the recipes'), in ``out``; returns its settings
+    folder."""
     cache = FeatureCache(out, workers)
     for split, utts in splits.items():
         cache.add(split, utts)
-    return cache.ensure(Fbank(FbankConfig(num_mel_bins=40)))
+    return cache.ensure(frontend or recipe_frontend())
 
 
-def write_cmvn(path: Path, utts: list[Utterance], features: Path | None = None) -> None:
-    """Global CMVN over ``utts`` with the recipes' fbank (40 bins, 25/10 ms); from the sums in the feature
+def write_cmvn(path: Path, utts: list[Utterance], features: Path | None = None, fbank: Any = None) -> None:
+    """Global CMVN over ``utts`` with frontend ``fbank`` (default: the recipes'); from the sums in the feature
     cache's train index when ``features`` (its settings folder) is given, else from the audio."""
-    fbank = Fbank(FbankConfig(num_mel_bins=40))
+    fbank = fbank or recipe_frontend()
     index = json.loads((features / "train.json").read_text(encoding="utf-8")) if features is not None else {}
     if set(index.get("utterances", ())) == {u.audio for u in utts}:  # (a cache built for more: recompute)
         fbank.cmvn_from_sums(index["sum"], index["sumsq"], index["frames"])
@@ -125,10 +136,11 @@ def plot_lengths(path: Path, splits: dict[str, list[Utterance]]) -> None:
 
 
 def write_prepared(out: Path, report: Report, strict: bool, features: bool = False,
-                   workers: int | None = None, relative_paths: bool = False) -> dict:
-    """Write the report, then (unless ``strict`` and there are errors) everything else, with ``features``
-    the feature cache (``workers`` processes); return the stats. ``relative_paths``: manifest paths of audio
-    inside ``out`` are relative to it."""
+                   workers: int | None = None, relative_paths: bool = False, frontend: Any = None) -> dict:
+    """Write the report, then (unless ``strict`` and there are errors) everything else: CMVN of ``frontend``
+    (default: the recipes') and, with ``features``, its feature cache (``workers`` processes); return the stats.
+    ``relative_paths``: manifest paths of audio inside ``out`` are relative to it."""
+    frontend = frontend or recipe_frontend()
     out.mkdir(parents=True, exist_ok=True)
     report.write(out)
     if strict and report.errors:
@@ -143,8 +155,8 @@ def write_prepared(out: Path, report: Report, strict: bool, features: bool = Fal
         convert_audio(r.utterances, r.convert, out / "wav")
         write_manifest(out / f"{split}.jsonl", r.utterances, relative_paths)
     CharVocab.build(u.sentence for u in splits["train"]).save(out / "vocab.json")
-    folder = write_features(out / "features", splits, workers) if features else None
-    write_cmvn(out / "cmvn.json", splits["train"], folder)
+    folder = write_features(out / "features", splits, workers, frontend) if features else None
+    write_cmvn(out / "cmvn.json", splits["train"], folder, frontend)
     stats = corpus_stats(splits)
     (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1), encoding="utf-8")
     plot_lengths(out / "lengths.png", splits)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from snlu.errors import DataError, SnluError
+from snlu.core.errors import DataError, SnluError
 
 Span = tuple[int, int, str]  # (start, end_exclusive, TYPE)
 Sentence = tuple[str, list[Span]]

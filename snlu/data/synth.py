@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snlu.core.errors import SnluError
 from snlu.data.audio import SAMPLE_RATE, resample
-from snlu.errors import SnluError
 
 _INSTALL_HINT = "pip install espeakng-loader"
 _LIB_NAME = {"win32": "espeak-ng.dll", "darwin": "libespeak-ng.dylib"}.get(sys.platform, "libespeak-ng.so")

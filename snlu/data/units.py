@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from snlu.config import positive
+from snlu.core.checks import positive
+from snlu.core.errors import ConfigError
 from snlu.data.vocab import BLANK, PAD, CharVocab
-from snlu.errors import ConfigError
 
 log = logging.getLogger("snlu")
 KINDS = ("char", "sentencepiece")

@@ -10,7 +10,6 @@ frames. An utterance with an error is skipped; a warning keeps it (its audio is 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from collections import Counter
@@ -20,11 +19,9 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from snlu.data.audio import SAMPLE_RATE
+from snlu.core.errors import DataError
+from snlu.core.frames import SAMPLE_RATE, fbank_frames, subsampled_lengths
 from snlu.data.cnerta import AudioIndex, Utterance, check_line
-from snlu.encoders.subsampling import subsampled_lengths
-from snlu.errors import DataError
-from snlu.frontends.fbank import Fbank, FbankConfig
 
 KINDS = {
     "json": "malformed JSON, or not a JSON object",
@@ -103,14 +100,9 @@ def kind_of(error: DataError) -> str:
     return "field"
 
 
-@functools.cache
-def _fbank() -> Fbank:
-    return Fbank(FbankConfig())  # the recipes' frame length and shift
-
-
 def ctc_frames(seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
     """Encoder frames for an utterance: fbank frames (default 25/10 ms) after the 4x Conv2d subsampling."""
-    frames = _fbank().num_frames(math.ceil(seconds * sample_rate - 1e-6))
+    frames = fbank_frames(math.ceil(seconds * sample_rate - 1e-6))
     return int(subsampled_lengths(torch.tensor([frames]))[0])
 
 

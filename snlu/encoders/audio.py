@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range, positive
+from snlu.core.schema import on_load
 
 
 @dataclasses.dataclass
@@ -20,18 +21,13 @@ class AudioEncoderConfig:
     num_heads: int = 4
     ffn_dim: int = 2048
     dropout: float = 0.1
-    init_from: str | None = None
+    init_from: str | None = dataclasses.field(default=None, metadata=on_load("clear"))  # a saved model has the weights
 
     def __post_init__(self) -> None:
         positive(self, "n_blocks", "d_model", "num_heads", "ffn_dim")
         in_range(self, "dropout", 0.0, 1.0)
         if self.d_model % self.num_heads:
             raise ValueError(f"num_heads: must divide d_model={self.d_model}, got {self.num_heads}")
-
-
-def padding_mask(lengths: Tensor, size: int) -> Tensor:
-    """(B, size) bool, True on real positions."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class SinusoidalPositions(nn.Module):

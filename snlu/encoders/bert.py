@@ -9,7 +9,8 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
+from snlu.core.schema import on_load
 from snlu.registry import TEXT_ENCODERS
 
 DEMO_MODEL = "m3e-small"
@@ -32,7 +33,7 @@ def demo_bert_dir() -> Path:
 class BertConfig:
     """``pretrained``: a local model folder (config.json, weights, tokenizer); null = the demo BERT."""
 
-    pretrained: str | None = None
+    pretrained: str | None = dataclasses.field(default=None, metadata=on_load("saved_files"))  # saved: text_encoder/
 
     def __post_init__(self) -> None:
         if self.pretrained is not None and not (Path(self.pretrained) / "config.json").is_file():

@@ -7,7 +7,8 @@ import dataclasses
 from torch import Tensor, nn
 from torchaudio.models import Conformer
 
-from snlu.encoders.audio import AudioEncoderConfig, padding_mask
+from snlu.core.tensors import lengths_mask
+from snlu.encoders.audio import AudioEncoderConfig
 from snlu.encoders.subsampling import Conv2dSubsampling
 from snlu.registry import AUDIO_ENCODERS
 
@@ -51,7 +52,7 @@ class ConformerAudioEncoder(nn.Module):
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, F), (B,) -> (B, T', d_model), (B,)."""
         x, lengths = self.subsample(feats, lengths)
-        self._mask = padding_mask(lengths, x.shape[1])
+        self._mask = lengths_mask(lengths, x.shape[1])
         try:
             x, _ = self.blocks(x, lengths.clamp_min(1))
         finally:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
+from snlu.core.frames import subsampled_lengths
 
-def subsampled_lengths(lengths: Tensor) -> Tensor:
-    """Frame counts after two unpadded 3x3 stride-2 convolutions."""
-    for _ in range(2):
-        lengths = torch.div(lengths - 3, 2, rounding_mode="floor") + 1
-    return lengths.clamp_min(0)
+__all__ = ["Conv2dSubsampling", "subsampled_lengths"]
 
 
 class Conv2dSubsampling(nn.Module):

@@ -13,7 +13,8 @@ import dataclasses
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range
-from snlu.encoders.audio import AudioEncoderConfig, SinusoidalPositions, padding_mask
+from snlu.core.tensors import lengths_mask
+from snlu.encoders.audio import AudioEncoderConfig, SinusoidalPositions
 from snlu.encoders.subsampling import Conv2dSubsampling
 from snlu.registry import AUDIO_ENCODERS
 
@@ -64,5 +65,5 @@ class TransformerAudioEncoder(nn.Module):
         """(B, T, F), (B,) -> (B, T', d_model), (B,) subsampled lengths."""
         x, lengths = self.subsample(feats, lengths)
         x = self.positions(x)
-        x = self.blocks(x, src_key_padding_mask=~padding_mask(lengths, x.shape[1]))
+        x = self.blocks(x, src_key_padding_mask=~lengths_mask(lengths, x.shape[1]))
         return x, lengths

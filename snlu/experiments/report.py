@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
 from snlu.experiments import stats
 from snlu.experiments.sweep import COMPLETE, RECORD
 

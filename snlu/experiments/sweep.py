@@ -35,12 +35,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import difflib
-import itertools
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -52,191 +49,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from snlu.config import read_yaml
-from snlu.errors import ConfigError, SnluError
+from snlu.core.errors import SnluError
+from snlu.experiments.sweep_file import COMPLETE, Run, Sweep, Variant, load_sweep, validate  # noqa: F401 (the API)
 from snlu.training.run import move_aside
 
 log = logging.getLogger("snlu")
-KEYS = ("recipe", "seeds", "overrides", "vars", "grid", "variants")
-VARIANT_KEYS = ("recipe", "overrides")
-COMPLETE = "metrics.json"  # what makes a run complete
 RECORD = "sweep.json"
-VAR = re.compile(r"\{(\w+)\}")
-UNSAFE = re.compile(r"[^\w.=+-]")  # characters a variant name (a folder name) may not contain
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    name: str
-    recipe: Path  # absolute
-    overrides: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    variant: Variant
-    seed: int
-    dir: Path
-
-    @property
-    def name(self) -> str:
-        return f"{self.variant.name}/seed{self.seed}"
-
-    @property
-    def overrides(self) -> list[str]:
-        return [*self.variant.overrides, f"seed={self.seed}"]
-
-    @property
-    def complete(self) -> bool:
-        return (self.dir / COMPLETE).is_file()
-
-    @property
-    def started(self) -> bool:
-        return self.dir.is_dir() and any(self.dir.iterdir())
-
-
-@dataclasses.dataclass
-class Sweep:
-    path: Path
-    variants: list[Variant]
-    seeds: list[int]
-
-    def runs(self, out: Path) -> list[Run]:
-        """Every run, seed by seed (a half-finished sweep already has whole seeds to compare)."""
-        return [Run(v, s, Path(out) / v.name / f"seed{s}") for s in self.seeds for v in self.variants]
-
-
-# ----------------------------------------------------------------------------- the sweep file
-
-
-def load_sweep(path: str | Path, variables: dict[str, str] | None = None, extra: list[str] | None = None) -> Sweep:
-    """Read and check a sweep file; ``variables`` replace its ``vars``, ``extra`` overrides go to every run."""
-    path = Path(path)
-    data = read_yaml(path.resolve())
-
-    def fail(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{path}: {key}: {msg}")
-
-    for key in data:
-        if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            raise fail(key, f"unknown key{f'; did you mean {close[0]}?' if close else ''} (valid: {', '.join(KEYS)})")
-    if not isinstance(data.get("recipe"), str):
-        raise fail("recipe", "expected the path of the base recipe (relative to the sweep file)")
-    base = _recipe(path, data["recipe"], "recipe", fail)
-    seeds = data.get("seeds", [1, 2, 3])
-    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise fail("seeds", f"expected a list of distinct non-negative integers, got {seeds!r}")
-    env = {str(k): None if v is None else _text(v) for k, v in (_mapping(data, "vars", fail) or {}).items()}
-    for name, value in (variables or {}).items():
-        if name not in env:  # a typo would leave the file's value in place, silently
-            raise ConfigError(f"--var {name}: {path} declares no such variable (vars: {', '.join(env) or 'none'})")
-        env[name] = value
-    common = _overrides(data.get("overrides"), "overrides", fail)
-    extra = _overrides(list(extra or []), "command-line overrides", fail)
-
-    variants: list[Variant] = []
-    grids = data.get("grid") or []
-    for i, grid in enumerate(grids if isinstance(grids, list) else [grids]):
-        key = f"grid[{i}]" if isinstance(grids, list) else "grid"
-        for name, over in _expand_grid(grid, key, fail):
-            variants.append(Variant(name, base, tuple(common + over)))
-    for name, spec in (_mapping(data, "variants", fail) or {}).items():
-        key = f"variants.{name}"
-        spec = spec or {}
-        if not isinstance(spec, dict):
-            raise fail(key, "expected a mapping with `overrides` and/or `recipe`")
-        for k in spec:
-            if k not in VARIANT_KEYS:
-                raise fail(f"{key}.{k}", f"unknown key (valid: {', '.join(VARIANT_KEYS)})")
-        recipe = _recipe(path, spec["recipe"], f"{key}.recipe", fail) if spec.get("recipe") else base
-        variants.append(Variant(str(name), recipe, tuple(common + _overrides(spec.get("overrides"), key, fail))))
-    if not variants:  # no grid, no list: the base recipe alone, over the seeds
-        variants.append(Variant(base.stem, base, tuple(common)))
-
-    seen: set[str] = set()
-    for v in variants:
-        if UNSAFE.search(v.name) or v.name.startswith("."):
-            raise fail("variants", f"'{v.name}': a variant name may hold letters, digits and . _ = + - only")
-        if v.name in seen:
-            raise fail("variants", f"two variants are named '{v.name}' (names are run folders: make them unique)")
-        seen.add(v.name)
-    variants = [dataclasses.replace(v, overrides=tuple(_substitute(o, env, fail) for o in (*v.overrides, *extra)))
-                for v in variants]
-    return Sweep(path, variants, list(seeds))
-
-
-def _mapping(data: dict[str, Any], key: str, fail: Callable[[str, str], ConfigError]) -> dict[str, Any] | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise fail(key, f"expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _recipe(sweep: Path, value: Any, key: str, fail: Callable[[str, str], ConfigError]) -> Path:
-    path = (sweep.resolve().parent / str(value)).resolve()
-    if not path.is_file():
-        raise fail(key, f"recipe not found: {path}")
-    return path
-
-
-def _overrides(value: Any, key: str, fail: Callable[[str, str], ConfigError]) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(o, str) and "=" in o for o in value):
-        raise fail(key, f"expected a list of key=value strings, got {value!r}")
-    return list(value)
-
-
-def _text(value: Any) -> str:
-    """A YAML scalar as OmegaConf's dotlist parses it back (``1e-05``, ``true``, ``null``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _expand_grid(grid: Any, key: str, fail: Callable[[str, str], ConfigError]) -> list[tuple[str, list[str]]]:
-    """The named variants of one grid (``{override key: [values]}``), in the order of the axes."""
-    if not isinstance(grid, dict) or not grid:
-        raise fail(key, "expected a mapping of override keys to lists of values")
-    for axis, values in grid.items():
-        if not isinstance(values, list) or not values or any(isinstance(v, (list, dict)) for v in values):
-            raise fail(f"{key}.{axis}", f"expected a non-empty list of values, got {values!r}")
-    axes = list(grid)
-    named = [a for a in axes if len(grid[a]) > 1] or axes  # single-valued axes name nothing, unless all are
-    out = []
-    for combo in itertools.product(*(grid[a] for a in axes)):
-        values = dict(zip(axes, (_text(v) for v in combo)))
-        parts = [values[a] if a.endswith(".name") else f"{a.rsplit('.', 1)[-1]}={values[a]}" for a in named]
-        out.append((UNSAFE.sub("_", "-".join(parts)), [f"{a}={values[a]}" for a in axes]))
-    return out
-
-
-def _substitute(override: str, env: dict[str, str | None], fail: Callable[[str, str], ConfigError]) -> str:
-    def value(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in env:
-            raise fail("vars", f"'{override}' uses {{{name}}}, which is not declared "
-                               f"(vars: {', '.join(env) or 'none'})")
-        if env[name] is None:
-            raise fail(f"vars.{name}", f"not set: give it with --var {name}=VALUE")
-        return env[name]
-
-    return VAR.sub(value, override)
-
-
-def validate(sweep: Sweep) -> None:
-    """Load and validate every variant's recipe now, so a typo fails before hours of runs, not during them."""
-    from snlu.config import load_recipe
-
-    for v in sweep.variants:
-        try:
-            load_recipe(v.recipe, [*v.overrides, "seed=0"])
-        except ConfigError as e:
-            raise ConfigError(f"{sweep.path}: variant {v.name}: {e}") from None
 
 
 # ----------------------------------------------------------------------------- running

@@ -23,17 +23,19 @@ import torchaudio
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range, one_of, positive
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
+from snlu.core.frames import FRAME_LENGTH_MS, FRAME_SHIFT_MS, SAMPLE_RATE, fbank_frames
+from snlu.core.schema import on_load
+from snlu.core.tensors import lengths_mask
 from snlu.registry import AUDIO_FRONTENDS
 
 log = logging.getLogger("snlu")
-SAMPLE_RATE = 16000
 NORMS = ("utterance", "utterance_bins", "global", "none")
 
 
 @dataclasses.dataclass
 class SpecAugmentConfig:
-    """Frequency and time masks (DESIGN.md: 2 x up to 30 % of bins, 2 x up to 5 % of frames <= 100)."""
+    """Frequency and time masks (2 x up to 30 % of bins, 2 x up to 5 % of frames <= 100)."""
 
     enabled: bool = True
     freq_masks: int = 2
@@ -52,12 +54,13 @@ class FbankConfig:
     """Kaldi fbank options and the normalisation mode."""
 
     num_mel_bins: int = 40
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
+    frame_length_ms: float = FRAME_LENGTH_MS
+    frame_shift_ms: float = FRAME_SHIFT_MS
     dither: float = 0.0
     norm: str = "utterance"  # utterance: one mean/std over the whole T x F matrix (reference) | utterance_bins:
     #   per mel bin over the utterance's frames | global: per-bin CMVN from the training set | none
-    cmvn: str | None = None  # with norm: global, read the statistics from this cmvn.json instead of computing them
+    # with norm: global, read the statistics from this cmvn.json instead of computing them (a saved model has them)
+    cmvn: str | None = dataclasses.field(default=None, metadata=on_load("clear"))
     specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
@@ -81,6 +84,11 @@ class Fbank(nn.Module):
         self.register_buffer("cmvn_mean", torch.zeros(self.dim))
         self.register_buffer("cmvn_std", torch.ones(self.dim))
 
+    @classmethod
+    def optimizer_groups(cls, cfg: FbankConfig, group: str) -> list[str]:
+        """No trainable parameters (the CMVN statistics are buffers): in no optimiser group."""
+        return []
+
     def featurize(self, wave: np.ndarray | Tensor) -> Tensor:
         """One 16 kHz float waveform in [-1, 1] -> (T, num_mel_bins) log-mel filterbank."""
         wave = torch.as_tensor(wave, dtype=torch.float32).reshape(1, -1) * 32768.0  # Kaldi scale
@@ -103,9 +111,7 @@ class Fbank(nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Frames ``featurize`` gives for ``num_samples`` (Kaldi snip_edges=True)."""
-        win = int(SAMPLE_RATE * self.cfg.frame_length_ms / 1000)
-        hop = int(SAMPLE_RATE * self.cfg.frame_shift_ms / 1000)
-        return 0 if num_samples < win else 1 + (num_samples - win) // hop
+        return fbank_frames(num_samples, self.cfg.frame_length_ms, self.cfg.frame_shift_ms)
 
     def fit_cmvn(self, features: Iterable[Tensor]) -> dict[str, list[float]]:
         """Global mean/std over all frames of ``features`` (the training set); stored as buffers."""
@@ -159,7 +165,7 @@ class Fbank(nn.Module):
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """(B, T, F) padded features -> normalised (and, in training, masked) features."""
-        mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+        mask = lengths_mask(lengths, feats.shape[1]).unsqueeze(-1)
         if self.cfg.norm == "utterance":
             feats = utterance_norm(feats, mask, lengths)
         elif self.cfg.norm == "utterance_bins":

@@ -1,13 +1,15 @@
 """The fusion contract and the BERT-style cross-attention block that ``raw`` and ``tokenized`` share.
 
 A fusion gets the text states H_t (B, N, Dt) with their mask, the audio frames H_a (B, T, Da) with
-their mask, and the audio tokens A_tok (B, N, Da) already pooled to the text's word pieces, and
-returns one vector per word piece, (B, N, Dt). The classifier then sees [H_t; F].
+their mask, and what else it consumes (``consumes``): the audio tokens A_tok (B, N, Da) already pooled to the
+text's word pieces, the CTC logits or posteriors, the CTC forced alignment (the task's offer:
+snlu/tasks/views.py). It returns one vector per word piece, (B, N, Dt). The classifier then sees [H_t; F].
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -32,11 +34,14 @@ class FusionConfig:
 
 
 class Fusion(nn.Module):
-    """Base class: subclasses say which audio input they use and implement ``forward``."""
+    """Base class: subclasses say which audio representations they read and implement ``forward``."""
 
-    uses_tokens: bool = True  # needs the audio tokenizer's output (B, N, Da)
+    # What the task computes for it: frames, tokens, ctc_logits, ctc_posteriors, alignment (frames and frame_mask
+    # are always passed; tokens is None unless consumed; the others come as keyword arguments when consumed).
+    consumes: ClassVar[tuple[str, ...]] = ("tokens",)
 
-    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor) -> Tensor:
+    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor | None,
+                **audio: Tensor) -> Tensor:
         raise NotImplementedError
 
 

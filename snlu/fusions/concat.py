@@ -26,6 +26,8 @@ class ConcatConfig:
 class ConcatFusion(Fusion):
     """F = Linear([H_t; tanh(W A_tok)]) per word piece."""
 
+    consumes = ("tokens",)
+
     def __init__(self, cfg: ConcatConfig, text_dim: int, audio_dim: int, intermediate_size: int):
         super().__init__()
         self.audio_proj = nn.Sequential(nn.Linear(audio_dim, text_dim), nn.Tanh())

@@ -12,7 +12,7 @@ from snlu.registry import FUSIONS
 class RawFusion(Fusion):
     """BERT-style cross-attention of the text tokens over the audio encoder's frames."""
 
-    uses_tokens = False
+    consumes = ("frames",)
 
     def __init__(self, cfg: FusionConfig, text_dim: int, audio_dim: int, intermediate_size: int):
         super().__init__()
@@ -21,5 +21,6 @@ class RawFusion(Fusion):
             raise ValueError("fusion.num_heads: null must be resolved by the task (the text encoder's heads)")
         self.block = CrossAttentionBlock(text_dim, audio_dim, cfg.num_heads, cfg.dropout, inter)
 
-    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor) -> Tensor:
+    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor | None
+                ) -> Tensor:
         return self.block(text, frames, frame_mask)

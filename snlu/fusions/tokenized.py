@@ -13,7 +13,8 @@ from snlu.registry import FUSIONS
 class TokenizedFusion(RawFusion):
     """BERT-style cross-attention of the text tokens over the audio tokenizer's vectors."""
 
-    uses_tokens = True
+    consumes = ("tokens",)
 
-    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor) -> Tensor:
+    def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor | None
+                ) -> Tensor:
         return self.block(text, tokens, text_mask)

@@ -35,6 +35,11 @@ class CRFHead(nn.Module):
         self.crf = CRF(num_tags, batch_first=True)
         self.classifier_group = cfg.classifier_group
 
+    @classmethod
+    def optimizer_groups(cls, cfg: CRFConfig, group: str) -> list[str]:
+        """The head's group, and ``classifier_group`` when set (the classifier's; the transitions stay)."""
+        return [group, cfg.classifier_group] if cfg.classifier_group else [group]
+
     def group_overrides(self) -> dict[str, list[nn.Parameter]]:
         """Parameters that go to another optimiser group than the head's (the classifier, when asked)."""
         return {self.classifier_group: list(self.linear.parameters())} if self.classifier_group else {}

@@ -35,6 +35,11 @@ class CTCHead(nn.Module):
         self.embedding = nn.Parameter(torch.randn(vocab_size, in_dim) * in_dim**-0.5,
                                       requires_grad=cfg.train_embedding)
 
+    @classmethod
+    def optimizer_groups(cls, cfg: CTCConfig, group: str) -> list[str]:
+        """The head's group, unless its only parameter, the embedding, is frozen (``train_embedding: false``)."""
+        return [group] if cfg.train_embedding else []
+
     def forward(self, frames: Tensor) -> Tensor:
         """(B, T, d) -> (B, T, vocab) logits."""
         return self.dropout(frames) @ self.embedding.t()

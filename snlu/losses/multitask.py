@@ -6,7 +6,7 @@ import dataclasses
 
 from torch import Tensor, nn
 
-from snlu.config import in_range
+from snlu.core.checks import in_range
 from snlu.registry import LOSSES
 
 
@@ -29,6 +29,11 @@ class MultitaskLoss(nn.Module):
     def __init__(self, cfg: MultitaskConfig):
         super().__init__()
         self.coefs = {"text_crf": 1.0, "audio_crf": cfg.audio_crf_coef, "ctc": cfg.ctc_coef}
+
+    @classmethod
+    def optimizer_groups(cls, cfg: MultitaskConfig, group: str) -> list[str]:
+        """No parameters: in no optimiser group."""
+        return []
 
     def active(self, term: str) -> bool:
         """Whether a term is computed at all (lets a task skip work for a zero coefficient)."""

@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from snlu.core.errors import DataError, SnluError
+from snlu.core.tensors import pad
 from snlu.data.cnerta import Utterance
-from snlu.errors import DataError, SnluError
 from snlu.tokenizers.align import ctc_forced_align
 
 STRIDE, CONTEXT = 4, 3  # encoder frame k reads fbank frames 4k .. 4k + 6: centred on fbank frame 4k + 3
@@ -105,8 +106,6 @@ def char_starts_ms(log_probs: Tensor, frame_lengths: Tensor, targets: Tensor, ta
 def align_starts(task: Any, utts: Sequence[Utterance], batch_size: int, device: torch.device,
                  progress: bool = True) -> list[list[float] | None]:
     """:func:`char_starts_ms` of each utterance's sentence under ``task``'s speech encoder and CTC head."""
-    from snlu.tasks.base import pad
-
     task.to(device).eval()
     cfg = getattr(task.frontend, "cfg", None)
     shift, length = getattr(cfg, "frame_shift_ms", 10.0), getattr(cfg, "frame_length_ms", 25.0)
@@ -114,7 +113,7 @@ def align_starts(task: Any, utts: Sequence[Utterance], batch_size: int, device: 
     out: list[list[float] | None] = [None] * len(utts)
     for first in tqdm(range(0, len(order), batch_size), desc="align", unit="batch", leave=False, disable=not progress):
         rows = order[first : first + batch_size]
-        feats = [task.prepare_audio(utts[i]) for i in rows]
+        feats = [task.processor.audio.prepare(utts[i]) for i in rows]
         lengths = torch.tensor([len(f) for f in feats], device=device)
         frames, frame_lengths = task.audio_encoder(task.frontend(pad(feats).to(device), lengths), lengths)
         log_probs = task.ctc_head(frames).float().log_softmax(-1)

@@ -22,6 +22,7 @@ class OptimizerConfig:
     for-each implementation on BERT's 11M-weight embedding; docs/performance.md)."""
 
     lrs: dict[str, float] = dataclasses.field(default_factory=dict)  # group -> lr; the recipe names every group
+    groups: dict[str, str] = dataclasses.field(default_factory=dict)  # section -> group (default: its own name)
     weight_decay: float = 1e-5
     eps: float = 1e-6
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])

@@ -12,15 +12,41 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
 
-from snlu.config import positive
+from snlu.core.checks import positive
+from snlu.core.tensors import pad
 from snlu.data.cnerta import Utterance
 from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
-from snlu.tasks.base import Task, pad
+from snlu.tasks.base import Task
+from snlu.tasks.processor import AudioFeatures, Processor
+
+
+class ASRProcessor(Processor):
+    """Audio features and the target units (``target``: the transcript; ``e2e_ner`` adds entity markers)."""
+
+    def __init__(self, vocab: Units, audio: AudioFeatures):
+        super().__init__(vocab, uses_audio=True)
+        self.audio = audio
+
+    def target(self, utt: Utterance) -> str:
+        """What CTC learns to emit."""
+        return utt.sentence
+
+    def prepare(self, utt: Utterance) -> dict[str, Any]:
+        chars = torch.tensor(self.vocab.encode(self.target(utt)), dtype=torch.long)  # long even when empty
+        return {"feats": self.audio.prepare(utt), "char_ids": chars, "utt": utt}
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            **self.audio.collate(items),
+            "char_ids": pad([it["char_ids"] for it in items], self.vocab.pad_id),
+            "char_lengths": torch.tensor([len(it["char_ids"]) for it in items]),
+            "utts": [it["utt"] for it in items],
+        }
 
 
 @dataclasses.dataclass
@@ -40,7 +66,6 @@ class ASRTask(Task):
     """Speech recognition with CTC (best path or prefix beam search), metric: character error rate."""
 
     components = {"frontend": AUDIO_FRONTENDS, "audio_encoder": AUDIO_ENCODERS, "ctc_head": HEADS}
-    groups = {"frontend": "audio_encoder", "audio_encoder": "audio_encoder", "ctc_head": "audio_encoder"}
     main_metric = "cer"
     higher_is_better = False
     uses_text = False
@@ -50,6 +75,10 @@ class ASRTask(Task):
         self.frontend = AUDIO_FRONTENDS.build(cfg.frontend)
         self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
         self.ctc_head = HEADS.build(cfg.ctc_head, self.audio_encoder.dim, len(vocab))
+        self.processor = ASRProcessor(vocab, AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)))
+
+    def to_compile(self) -> list[nn.Module]:
+        return [self.audio_encoder]
 
     @classmethod
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> ASRTask:
@@ -57,23 +86,6 @@ class ASRTask(Task):
         task = cls(cfg, build_units(cfg.task, (u.sentence for u in train)))
         task.fit(train)
         return task
-
-    def target(self, utt: Utterance) -> str:
-        """What CTC learns to emit (``e2e_ner`` adds entity markers)."""
-        return utt.sentence
-
-    def prepare(self, utt: Utterance) -> dict[str, Any]:
-        chars = torch.tensor(self.vocab.encode(self.target(utt)), dtype=torch.long)  # long even when empty
-        return {"feats": self.prepare_audio(utt), "char_ids": chars, "utt": utt}
-
-    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "feats": pad([it["feats"] for it in items]),
-            "feat_lengths": torch.tensor([len(it["feats"]) for it in items]),
-            "char_ids": pad([it["char_ids"] for it in items], self.vocab.pad_id),
-            "char_lengths": torch.tensor([len(it["char_ids"]) for it in items]),
-            "utts": [it["utt"] for it in items],
-        }
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         feats = self.frontend(batch["feats"], batch["feat_lengths"])

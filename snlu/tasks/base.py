@@ -1,52 +1,43 @@
-"""What the trainer talks to: a task builds its components from the recipe, prepares and batches
-utterances, returns losses and predictions, scores them, and saves/loads itself.
+"""What the trainer talks to: a task is the model (built from the recipe's component sections), its data
+processor and its I/O, three parts in three places:
+
+- the model, this class (an ``nn.Module``): ``training_step`` (loss and its terms), ``predict``, ``evaluate``,
+  which of its parts to compile (``to_compile``), and its parameters grouped for the optimiser (``param_groups``);
+- the data processor, ``task.processor`` (snlu/tasks/processor.py): ``prepare``, ``collate``, ``length``; no
+  weights, so it is what data-loader workers get;
+- task I/O (snlu/tasks/io.py): ``save``, ``load``, weight checks, ``audio_encoder.init_from``.
 
 The trainer knows nothing about fusions or tokenizers; tasks know nothing about the loop.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
-import os
-import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-from omegaconf import DictConfig, OmegaConf
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, load_model, save_model
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from snlu.data.audio import read_wav
-from snlu.data.cnerta import Utterance
-from snlu.data.units import Units, load_units, units_file, units_kind
+from snlu.core.errors import ConfigError, SnluError
+from snlu.data.units import Units
+from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
-from snlu.encoders.audio import padding_mask
-from snlu.errors import ConfigError, DataError, SnluError
 from snlu.registry import Registry
+from snlu.tasks import io
+from snlu.tasks.processor import Processor
 
 log = logging.getLogger("snlu")
-WEIGHTS = "model.safetensors"
-MIN_FRAMES = 7  # the Conv2d 4x subsampling needs 7 frames (~85 ms) for one output frame
-
-
-def pad(seqs: list[Tensor], value: float = 0) -> Tensor:
-    """Right-pad tensors of shape (L_i, ...) to (B, max L, ...)."""
-    return torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
-
-
-def lengths_mask(lengths: Tensor, size: int | None = None) -> Tensor:
-    """(B,) lengths -> (B, size) bool mask, True on real positions (size defaults to the longest)."""
-    return padding_mask(lengths, int(lengths.max()) if size is None else size)
+WEIGHTS = io.WEIGHTS
 
 
 class Task(nn.Module):
-    """Base of every task. Subclasses set ``components`` (recipe section -> registry) and ``groups``
-    (recipe section -> optimizer parameter group), and implement the hooks below."""
+    """Base of every task. Subclasses set ``components`` (recipe section -> registry), build them in
+    ``__init__`` as attributes named after their sections, set ``self.processor``, and implement the hooks."""
 
     components: ClassVar[dict[str, Registry]] = {}
-    groups: ClassVar[dict[str, str]] = {}
     main_metric: ClassVar[str] = "f1"
     higher_is_better: ClassVar[bool] = True
     uses_audio: ClassVar[bool] = True
@@ -56,6 +47,7 @@ class Task(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vocab = vocab
+        self.processor: Processor = Processor(vocab, self.uses_audio)  # subclasses set their own
 
     # ------------------------------------------------------------------ construction
 
@@ -72,73 +64,25 @@ class Task(nn.Module):
         return {}
 
     def fit(self, train: list[Utterance]) -> None:
-        """Once before training: check (or build) the dataset's feature cache for this frontend, then global
-        CMVN from ``frontend.cmvn`` or the training set."""
+        """Once before training: check (or build) the dataset's feature cache for the processor's frontend, then
+        global CMVN from ``frontend.cmvn`` or the training set, then ``audio_encoder.init_from``."""
+        audio = getattr(self.processor, "audio", None)
         frontend = getattr(self, "frontend", None)
         cache = train[0].features if train else None
-        if frontend is not None and cache is not None:
-            cache.ensure(frontend)  # every split of the dataset, here in the main process, before any worker
-        if frontend is not None and frontend.cfg.norm == "global":
+        if audio is not None and cache is not None:
+            cache.ensure(audio.frontend)  # every split of the dataset, here in the main process, before any worker
+        if audio is not None and frontend is not None and frontend.cfg.norm == "global":
             if getattr(frontend.cfg, "cmvn", None):
                 frontend.load_cmvn(Path(frontend.cfg.cmvn))
                 log.info("global CMVN: read from %s", frontend.cfg.cmvn)
             else:
                 from tqdm import tqdm
 
-                frontend.fit_cmvn(self.audio_features(u)[0]
+                frontend.fit_cmvn(audio.features(u)[0]
                                   for u in tqdm(train, desc="global CMVN", leave=False, mininterval=1.0))
         init = self.cfg.get("audio_encoder", {}).get("init_from")
         if init:
-            self.init_audio_from(Path(init))
-
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters per optimizer group, from each component section's group."""
-        out: dict[str, list[nn.Parameter]] = {}
-        for section, group in self.groups.items():
-            module = getattr(self, section, None)
-            if module is None:
-                continue
-            moved = getattr(module, "group_overrides", dict)()  # a component may send some parameters elsewhere
-            elsewhere = {id(p) for ps in moved.values() for p in ps}
-            for name, ps in moved.items():
-                out.setdefault(name, []).extend(p for p in ps if p.requires_grad)
-            own = [p for p in module.parameters() if p.requires_grad and id(p) not in elsewhere]
-            out.setdefault(group, []).extend(own)
-        covered = {id(p) for ps in out.values() for p in ps}
-        stray = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
-        if stray:
-            raise SnluError(f"parameters outside every optimizer group: {', '.join(stray[:5])}")
-        return {g: ps for g, ps in out.items() if ps}
-
-    # ------------------------------------------------------------------ data
-
-    def audio_features(self, utt: Utterance) -> tuple[Tensor, int]:
-        """(T, F) features of the utterance and its number of samples: read from the dataset's feature cache
-        when it has one (``utt.features``), else computed from the in-memory wave or the audio file."""
-        if utt.features is not None and utt.wave is None:
-            return utt.features.load(utt, self.frontend)
-        wave = utt.wave if utt.wave is not None else read_wav(utt.audio)
-        if self.frontend.num_frames(len(wave)) == 0:  # shorter than one window: no frames
-            return torch.zeros(0, self.frontend.dim), len(wave)
-        return self.frontend.featurize(wave), len(wave)
-
-    def prepare_audio(self, utt: Utterance) -> Tensor:
-        feats, samples = self.audio_features(utt)
-        if feats.shape[0] < MIN_FRAMES:
-            raise DataError(utt.where, f"audio {utt.audio or '(array)'} has {samples} samples: too short for the "
-                            f"encoder (truncated file?)", field="audio")
-        return feats  # (T, F)
-
-    def prepare(self, utt: Utterance) -> dict[str, Any]:
-        """One utterance -> tensors (runs in data-loader workers)."""
-        raise NotImplementedError
-
-    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def length(self, utt: Utterance) -> float:
-        """Sort key for length-bucketed batching."""
-        return utt.duration if self.uses_audio else len(utt.sentence)
+            io.init_audio_from(self, Path(init))
 
     # ------------------------------------------------------------------ model
 
@@ -158,162 +102,93 @@ class Task(nn.Module):
         """The output JSON line for one utterance (CNERTA format with predictions filled in)."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ saving
+    def to_compile(self) -> list[nn.Module]:
+        """The parts ``train.compile`` compiles: the dense encoders (CRF, CTC and alignment stay eager)."""
+        return []
+
+    # ------------------------------------------------------------------ optimiser groups
+
+    @classmethod
+    def check_recipe(cls, cfg: DictConfig) -> list[str]:
+        """What a validated recipe can be checked for before any data is read: every optimiser group the
+        task will have needs a learning rate, and ``optim.groups`` names the task's sections. Raises
+        ConfigError naming the key; returns warnings (subclasses add theirs)."""
+        mapping = cfg.optim.get("groups") or {}
+        for section in mapping:
+            if section not in cls.components:
+                close = difflib.get_close_matches(str(section), list(cls.components), n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"optim.groups.{section}: not a section of task '{cfg.task.name}'{hint} "
+                                  f"(sections: {', '.join(cls.components)})")
+        groups = cls.expected_groups(cfg)
+        for group, sections in groups.items():
+            if group not in cfg.optim.lrs:
+                raise ConfigError(f"optim.lrs.{group}: missing learning rate for parameter group '{group}' (of "
+                                  f"{', '.join(sections)}; task '{cfg.task.name}' has groups: {', '.join(groups)}; "
+                                  f"optim.groups maps sections to groups)")
+        return []
+
+    @classmethod
+    def expected_groups(cls, cfg: DictConfig) -> dict[str, list[str]]:
+        """Group -> sections whose parameters go there, from the recipe alone: a section's group is its name,
+        or what ``optim.groups`` maps it to; a component class may say where its parameters go from its config
+        (``optimizer_groups(cfg, group)``: none for a frontend without weights, the CRF classifier elsewhere)."""
+        mapping = cfg.optim.get("groups") or {}
+        out: dict[str, list[str]] = {}
+        for section in ordered_sections(cls.components, mapping):
+            if section not in cfg:
+                continue
+            own = mapping.get(section, section)
+            component = cls.components[section].get(str(cfg[section].name)).cls
+            hook = getattr(component, "optimizer_groups", None)
+            for group in hook(cfg[section], own) if hook else [own]:
+                out.setdefault(group, []).append(section)
+        return out
+
+    def param_groups(self, mapping: Mapping[str, str] | None = None) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters per optimiser group: each component section's (its name, or what ``mapping``
+        maps it to); a component may send some of its parameters elsewhere (``group_overrides()``)."""
+        mapping = dict(mapping or {})
+        out: dict[str, list[nn.Parameter]] = {}
+        for section in ordered_sections(self.components, mapping):
+            module = getattr(self, section, None)
+            if not isinstance(module, nn.Module):
+                continue
+            moved = getattr(module, "group_overrides", dict)()
+            elsewhere = {id(p) for ps in moved.values() for p in ps}
+            for name, ps in moved.items():
+                out.setdefault(name, []).extend(p for p in ps if p.requires_grad)
+            own = [p for p in module.parameters() if p.requires_grad and id(p) not in elsewhere]
+            out.setdefault(mapping.get(section, section), []).extend(own)
+        covered = {id(p) for ps in out.values() for p in ps}
+        stray = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
+        if stray:
+            raise SnluError(f"parameters outside every optimizer group: {', '.join(stray[:5])}")
+        return {g: ps for g, ps in out.items() if ps}
+
+    # ------------------------------------------------------------------ saving (snlu/tasks/io.py)
 
     def save(self, out: Path) -> None:
-        """Write everything needed to reload without the recipe; atomic (a temp folder, then rename)."""
-        out = Path(out)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_model(self, str(tmp / WEIGHTS))
-        OmegaConf.save(self.cfg, tmp / "config.yaml")
-        self.vocab.save(tmp / self.vocab.file)
-        self.save_assets(tmp)
-        for f in tmp.iterdir():
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        old = out.with_name(out.name + ".old")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        """Write everything needed to reload without the recipe (atomically): :func:`snlu.tasks.io.save`."""
+        io.save(self, out)
 
     def save_assets(self, out: Path) -> None:
-        """Task-specific files beside the weights (labels, CMVN, tokenizer)."""
+        """Task-specific files beside the weights (labels, CMVN, markers)."""
         frontend = getattr(self, "frontend", None)
         if frontend is not None:
             frontend.save_cmvn(out / "cmvn.json")
 
     @classmethod
     def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:
+        """Constructor arguments read back from the files ``save_assets`` wrote."""
         return {}
 
     @staticmethod
     def load(folder: str | Path) -> Task:
-        """Rebuild a saved task (a run folder or its ``best/``) from its config and safetensors weights."""
-        from snlu.plugins import load_plugins
-        from snlu.registry import TASKS
-
-        folder = Path(folder)
-        if (folder / "best" / WEIGHTS).is_file():
-            folder = folder / "best"
-        for need in (WEIGHTS, "config.yaml"):
-            _need(folder, need)
-        # Every problem below is one line naming the file: a model folder is input like any other.
-        try:  # OmegaConf's YAML loader is a safe loader: no python/* tags; names go through the registries
-            cfg = OmegaConf.load(folder / "config.yaml")
-            load_plugins(cfg.get("plugins"))
-            cls = TASKS.get(str(cfg.task.name), key="task.name").cls
-            if "text_encoder" in cfg:
-                cfg.text_encoder.pretrained = str(folder / "text_encoder")
-            if "audio_encoder" in cfg:
-                cfg.audio_encoder.init_from = None
-            if "cmvn" in cfg.get("frontend", {}):  # the statistics are in the weights (buffers)
-                cfg.frontend.cmvn = None
-            kind = units_kind(cfg.task)
-            if kind not in ("char", "sentencepiece"):
-                raise SnluError(f"task.units: unknown units '{kind}'")
-        except SnluError as e:
-            raise SnluError(f"{folder / 'config.yaml'}: {e}") from None
-        except Exception as e:  # yaml and OmegaConf errors: unreadable or not a model config
-            raise SnluError(f"{folder / 'config.yaml'}: not a valid model config: {_first_line(e)}") from None
-        vocab_file = folder / _need(folder, units_file(kind))
-        try:
-            vocab = load_units(vocab_file, kind)
-        except (OSError, ValueError, TypeError, AttributeError, RuntimeError) as e:
-            raise SnluError(f"{vocab_file}: not a vocabulary: {_first_line(e)}") from None
-        try:
-            task = cls(cfg, vocab, load_weights=False, **cls.load_assets(folder, cfg))
-        except SnluError:
-            raise
-        except Exception as e:  # a missing or broken labels.json, text_encoder/ files, config values
-            raise SnluError(f"{folder}: cannot rebuild the model: {_first_line(e)}") from None
-        check_weights(folder, task)
-        try:
-            missing, unexpected = load_model(task, str(folder / WEIGHTS), strict=False)
-        except (RuntimeError, SafetensorError, OSError) as e:
-            raise SnluError(f"{folder / WEIGHTS}: weights do not match the model: {_first_line(e)}") from None
-        if missing or unexpected:
-            raise SnluError(f"{folder / WEIGHTS}: weights do not match the model "
-                            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-        return task
-
-    def init_audio_from(self, path: Path) -> None:
-        """Copy a pretrained (ASR) run's frontend, audio encoder and CTC rows of shared characters (only the
-        frontend and encoder when either side has SentencePiece units: pieces of two models do not match)."""
-        folder = path / "best" if (path / "best" / WEIGHTS).is_file() else path
-        if not (folder / WEIGHTS).is_file():
-            raise ConfigError(f"audio_encoder.init_from: no {WEIGHTS} in {path} or {path}/best")
-        state = load_file(str(folder / WEIGHTS))
-        own = self.state_dict()
-        copied = {k: v for k, v in state.items()
-                  if k.startswith(("audio_encoder.", "frontend.")) and k in own and own[k].shape == v.shape}
-        if not any(k.startswith("audio_encoder.") for k in copied):
-            raise ConfigError(f"audio_encoder.init_from: {folder} has no matching audio_encoder weights")
-        self.load_state_dict(copied, strict=False)
-        log.info("audio_encoder.init_from: copied %d tensors from %s", len(copied), folder)
-        key = "ctc_head.embedding"
-        if key in state and key in own:
-            self._copy_ctc_rows(folder, state[key])
-
-    def _copy_ctc_rows(self, folder: Path, source: Tensor) -> None:
-        """The CTC embedding rows of the characters both vocabularies have; nothing (and a log line saying so)
-        unless both sides have character units."""
-        theirs = "sentencepiece" if (folder / units_file("sentencepiece")).is_file() else "char"
-        mine = getattr(self.vocab, "kind", "char")
-        src = None
-        if mine == theirs == "char":
-            try:
-                src = CharVocab.load(folder / units_file("char"))
-            except (OSError, ValueError, TypeError, AttributeError) as e:
-                log.warning("audio_encoder.init_from: %s unreadable (%s)", folder / units_file("char"), _first_line(e))
-        if src is None or len(src) != source.shape[0]:
-            log.info("audio_encoder.init_from: CTC units are %s here, %s in %s: copied only the frontend and the "
-                     "encoder, the CTC head starts afresh", mine, theirs, folder)
-            return
-        rows = [(i, src.stoi[c]) for c, i in self.vocab.stoi.items() if c in src.stoi]
-        with torch.no_grad():
-            emb = self.ctc_head.embedding
-            emb[[i for i, _ in rows]] = source[[j for _, j in rows]].to(emb.dtype)
-        log.info("audio_encoder.init_from: copied the CTC rows of %d shared characters", len(rows))
+        """Rebuild a saved task (a run folder or its ``best/``): :func:`snlu.tasks.io.load`."""
+        return io.load(folder)
 
 
-def _need(folder: Path, name: str) -> str:
-    """``name`` when ``folder`` has that file, else the one-line error of a folder that is not a saved model."""
-    if not (folder / name).is_file():
-        raise SnluError(f"{folder / name}: not found ({folder} is not a saved model: a run's best/ folder)")
-    return name
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
-
-
-def check_weights(folder: Path, task: Task) -> None:
-    """Compare the shapes in ``folder/model.safetensors`` (its header only) with the rebuilt model's; a
-    mismatch in the vocabulary or label dimension names the vocabulary file (vocab.json, units.model) or
-    labels.json."""
-    path = folder / WEIGHTS
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SnluError(f"{path}: unreadable weights file: {_first_line(e)}") from None
-    own = task.state_dict()
-    sizes = [(task.vocab.file, len(task.vocab))]
-    if getattr(task, "labels", None) is not None:
-        sizes.append(("labels.json", len(task.labels)))
-    for key, shape in shapes.items():
-        mine = list(own[key].shape) if key in own else shape
-        if mine == shape:
-            continue
-        for name, size in sizes:
-            if len(mine) == len(shape) and any(m == size != s for m, s in zip(mine, shape)):
-                raise SnluError(f"{folder / name}: {size} entries do not match the weights in {path} "
-                                f"({key} is {shape} there, {mine} with this file)")
-        raise SnluError(f"{path}: weights do not match the model of {folder / 'config.yaml'} "
-                        f"({key} is {shape} there, {mine} in the model)")
-
+def ordered_sections(components: Mapping[str, Any], mapping: Mapping[str, str]) -> list[str]:
+    """The task's sections, those ``optim.groups`` maps first, in its order (the optimiser's group order)."""
+    return [s for s in mapping if s in components] + [s for s in components if s not in mapping]

@@ -24,14 +24,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from snlu.config import positive
+from snlu.core.checks import positive
 from snlu.data.cnerta import Utterance
 from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.metrics.text_ner import entity_texts, score_entity_texts
 from snlu.registry import TASKS
-from snlu.tasks.asr import ASRTask
+from snlu.tasks.asr import ASRProcessor, ASRTask
+from snlu.tasks.processor import AudioFeatures
 
 Span = tuple[int, int, str]
 Markers = dict[str, tuple[str, str]]  # TYPE -> (open, close)
@@ -72,6 +73,17 @@ def strip_markers(tagged: str, markers: Markers) -> tuple[str, list[Span]]:
     return "".join(text), spans
 
 
+class E2ENERProcessor(ASRProcessor):
+    """ASR inputs whose target is the transcript with each entity wrapped in its type's markers."""
+
+    def __init__(self, vocab: Units, audio: AudioFeatures, markers: Markers):
+        super().__init__(vocab, audio)
+        self.markers = markers
+
+    def target(self, utt: Utterance) -> str:
+        return insert_markers(utt.sentence, utt.entities, self.markers)
+
+
 @dataclasses.dataclass
 class E2ENERConfig(UnitsConfig):
     """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam. The output
@@ -94,6 +106,7 @@ class E2ENERTask(ASRTask):
     def __init__(self, cfg: DictConfig, vocab: Units, markers: Markers, load_weights: bool = True):
         super().__init__(cfg, vocab, load_weights)
         self.markers = dict(markers)
+        self.processor = E2ENERProcessor(vocab, self.processor.audio, self.markers)
         missing = [m for pair in self.markers.values() for m in pair if not vocab.single(m)]
         if missing:
             raise ValueError(f"the vocabulary lacks entity markers {missing!r} as units of their own")
@@ -115,9 +128,6 @@ class E2ENERTask(ASRTask):
     def save_assets(self, out: Path) -> None:
         super().save_assets(out)
         (out / "markers.json").write_text(json.dumps(self.markers, ensure_ascii=False), encoding="utf-8")
-
-    def target(self, utt: Utterance) -> str:
-        return insert_markers(utt.sentence, utt.entities, self.markers)
 
     def predict(self, batch: dict[str, Any]) -> list[tuple[str, list[Span]]]:
         logits, lengths = self(batch)

@@ -1,4 +1,5 @@
-"""The text side every NER task shares: BERT word pieces, BIO labels aligned to them, CRF decoding."""
+"""The text side every NER task shares: BERT word pieces, BIO labels aligned to them (the processor), CRF
+decoding (the model)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
 
+from snlu.core.errors import DataError
+from snlu.core.tensors import lengths_mask, pad
 from snlu.data.cnerta import Utterance
 from snlu.data.labels import (
     LabelSet,
@@ -20,38 +23,22 @@ from snlu.data.labels import (
     spans_to_bio,
 )
 from snlu.data.vocab import CharVocab
-from snlu.errors import DataError
 from snlu.metrics.ner import score_entities
 from snlu.registry import TEXT_ENCODERS
-from snlu.tasks.base import Task, lengths_mask, pad
+from snlu.tasks.base import Task
+from snlu.tasks.processor import Processor
 
 log = logging.getLogger("snlu")
 MAX_PIECES = 512  # BERT's positions, [CLS] and [SEP] included
 
 
-class NERTask(Task):
-    """Base of the NER tasks: text encoder + CRF head over word pieces (positions 1..P after [CLS])."""
+class NERProcessor(Processor):
+    """Word pieces of the sentence (BERT's tokenizer), BIO tags on pieces and on characters, character ids."""
 
-    def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):
-        super().__init__(cfg, vocab)
+    def __init__(self, vocab: CharVocab, labels: LabelSet, tokenizer: Any, uses_audio: bool = False):
+        super().__init__(vocab, uses_audio)
         self.labels = labels
-        self.text_encoder = TEXT_ENCODERS.build(cfg.text_encoder, load_weights=load_weights)
-        self.tokenizer = self.text_encoder.tokenizer
-
-    @classmethod
-    def assets_from_data(cls, train: list[Utterance]) -> dict[str, Any]:
-        return {"labels": LabelSet.from_types({t for u in train for _, _, t in u.entities})}
-
-    @classmethod
-    def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:
-        return {"labels": LabelSet.from_dict(json.loads((folder / "labels.json").read_text()))}
-
-    def save_assets(self, out: Path) -> None:
-        super().save_assets(out)
-        (out / "labels.json").write_text(json.dumps(self.labels.to_dict(), ensure_ascii=False))
-        self.text_encoder.save_files(out / "text_encoder")
-
-    # ------------------------------------------------------------------ data
+        self.tokenizer = tokenizer
 
     def prepare_text(self, utt: Utterance) -> dict[str, Any]:
         enc = self.tokenizer(utt.sentence, return_offsets_mapping=True, truncation=True, max_length=MAX_PIECES)
@@ -98,6 +85,31 @@ class NERTask(Task):
             "utts": [it["utt"] for it in items],
         }
 
+
+class NERTask(Task):
+    """Base of the NER tasks: text encoder + CRF head over word pieces (positions 1..P after [CLS])."""
+
+    def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):
+        super().__init__(cfg, vocab)
+        self.labels = labels
+        self.text_encoder = TEXT_ENCODERS.build(cfg.text_encoder, load_weights=load_weights)
+        self.processor = NERProcessor(vocab, labels, self.text_encoder.tokenizer, self.uses_audio)
+
+    @classmethod
+    def assets_from_data(cls, train: list[Utterance]) -> dict[str, Any]:
+        return {"labels": LabelSet.from_types({t for u in train for _, _, t in u.entities})}
+
+    @classmethod
+    def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:
+        return {"labels": LabelSet.from_dict(json.loads((folder / "labels.json").read_text()))}
+
+    def save_assets(self, out: Path) -> None:
+        super().save_assets(out)
+        (out / "labels.json").write_text(json.dumps(self.labels.to_dict(), ensure_ascii=False))
+
+    def to_compile(self) -> list[nn.Module]:
+        return [self.text_encoder]
+
     # ------------------------------------------------------------------ model
 
     def encode_text(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
@@ -105,10 +117,6 @@ class NERTask(Task):
         states = self.text_encoder(batch["input_ids"], batch["attention_mask"])
         p = batch["pool"].shape[1]
         return states[:, 1 : p + 1], lengths_mask(batch["piece_lengths"], p)
-
-    def text_features(self, batch: dict[str, Any], states: Tensor, mask: Tensor) -> Tensor:
-        """What the text CRF sees; the multimodal task appends the fused vector."""
-        return states
 
     def decode(self, batch: dict[str, Any], features: Tensor, mask: Tensor) -> list[list[tuple[int, int, str]]]:
         tags = self.text_head.decode(features, mask)

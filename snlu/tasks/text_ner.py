@@ -24,7 +24,6 @@ class TextNERTask(NERTask):
     """BERT + linear + CRF over word pieces: the text-only baseline."""
 
     components = {"text_encoder": TEXT_ENCODERS, "text_head": HEADS}
-    groups = {"text_encoder": "textual_encoder", "text_head": "textual_crf"}
     uses_audio = False
 
     def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snlu.core.tensors import lengths_mask
+
 __all__ = ["alignment_mask", "ctc_forced_align"]
 
 
@@ -67,7 +69,7 @@ def ctc_forced_align(
         return torch.full((B, 0), -1, dtype=torch.long, device=device), target_lengths == 0
 
     # Valid targets; padding replaced by blank so every gather index is in range.
-    valid = torch.arange(L, device=device)[None, :] < target_lengths[:, None]  # (B, L)
+    valid = lengths_mask(target_lengths, L)  # (B, L)
     bad = valid & ((targets < 0) | (targets >= V) | (targets == blank))
     if bool(bad.any()):
         raise ValueError(f"targets must lie in [0, {V}) and differ from blank={blank}")
@@ -86,7 +88,7 @@ def ctc_forced_align(
 
     neg_inf = torch.tensor(float("-inf"), dtype=dtype, device=device)
     skip_penalty = torch.where(can_skip, 0.0, neg_inf)  # (B, S): 0 where s - 2 -> s is allowed, else -inf
-    frame_active = (torch.arange(T, device=device)[:, None] < input_lengths[None, :])[..., None]  # (T, B, 1)
+    frame_active = lengths_mask(input_lengths, T).t()[..., None]  # (T, B, 1)
     alpha = torch.full((B, S), float("-inf"), dtype=dtype, device=device)  # (B, S)
     alpha[:, :2] = emit[0, :, :2]
     backptr = torch.zeros(T, B, S, dtype=torch.uint8, device=device)  # (T, B, S): offsets 0/1/2
@@ -124,7 +126,7 @@ def ctc_forced_align(
             state = state - backptr[t].gather(1, state[:, None]).squeeze(1).long()
     path = path.t()  # (B, T)
 
-    frame_valid = torch.arange(T, device=device)[None, :] < input_lengths[:, None]  # (B, T)
+    frame_valid = lengths_mask(input_lengths, T)  # (B, T)
     keep = (path % 2 == 1) & frame_valid & feasible[:, None]  # (B, T)
     token_index = torch.where(keep, (path - 1) // 2, -1)  # (B, T)
     return token_index, feasible

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from snlu.config import positive
+from snlu.core.checks import positive
+from snlu.core.tensors import lengths_mask
 
 
 @dataclasses.dataclass
@@ -23,9 +25,16 @@ class AudioTokenizerConfig:
 class AudioTokenizer(nn.Module):
     """Base: softmax over frames of each character's CTC logit, restricted by ``frame_mask``."""
 
+    consumes: ClassVar[tuple[str, ...]] = ("frames", "ctc_logits")  # (snlu/tasks/views.py)
+
     def __init__(self, cfg: AudioTokenizerConfig):
         super().__init__()
         self.temperature = cfg.temperature
+
+    @classmethod
+    def optimizer_groups(cls, cfg: AudioTokenizerConfig, group: str) -> list[str]:
+        """No trainable parameters: in no optimiser group (a subclass with parameters says ``[group]``)."""
+        return []
 
     def char_scores(self, ctc_logits: Tensor, char_ids: Tensor) -> Tensor:
         """(B, T, V) logits, (B, C) character ids -> (B, C, T) logit of character j at frame t."""
@@ -44,7 +53,7 @@ class AudioTokenizer(nn.Module):
     ) -> Tensor:
         """frames (B, T, d), CTC logits (B, T, V), chars (B, C) -> audio tokens (B, C, d)."""
         allowed = self.frame_mask(ctc_logits, frame_lengths, char_ids, char_lengths)  # (B, C, T)
-        real_chars = torch.arange(char_ids.shape[1], device=char_ids.device)[None, :] < char_lengths[:, None]
+        real_chars = lengths_mask(char_lengths, char_ids.shape[1])
         allowed = allowed & real_chars[:, :, None]
         scores = self.char_scores(ctc_logits, char_ids).float() / self.temperature
         scores = scores.masked_fill(~allowed, float("-inf"))
@@ -54,5 +63,5 @@ class AudioTokenizer(nn.Module):
 
 def frames_allowed(frame_lengths: Tensor, num_chars: int, num_frames: int) -> Tensor:
     """(B, C, T) bool: every real frame, for every character."""
-    real = torch.arange(num_frames, device=frame_lengths.device)[None, :] < frame_lengths[:, None]
+    real = lengths_mask(frame_lengths, num_frames)
     return real[:, None, :].expand(-1, num_chars, -1)

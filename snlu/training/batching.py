@@ -1,6 +1,7 @@
 """Length-bucketed batches, sharded across data-parallel ranks, and the data loaders.
 
-Preparation (audio decoding, features, tokenization) runs in worker processes, overlapping the model's step.
+Preparation (audio decoding, features, tokenization) runs in worker processes, overlapping the model's step:
+each worker gets the task's data processor (``task.processor``: no model weights), never the model.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from snlu.data.cnerta import Utterance
-from snlu.tasks.base import Task
+from snlu.tasks.processor import Processor
 
 
 class UtteranceDataset(Dataset):
-    """Utterances turned into tensors by the task's ``prepare`` (audio is read here, in the worker)."""
+    """Utterances turned into tensors by the processor's ``prepare`` (audio is read here, in the worker)."""
 
-    def __init__(self, utts: list[Utterance], task: Task):
-        self.utts, self.task = utts, task
+    def __init__(self, utts: list[Utterance], processor: Processor):
+        self.utts, self.processor = utts, processor
 
     def __len__(self) -> int:
         return len(self.utts)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.task.prepare(self.utts[i])
+        return self.processor.prepare(self.utts[i])
 
 
 def fill(order: list[int], lengths: list[float], size: int, budget: float) -> list[list[int]]:
@@ -126,21 +127,23 @@ def padding_efficiency(batches: list[list[int]], lengths: list[float]) -> float:
     return real / padded if padded else 1.0
 
 
-def batch_budget(batch_frames: int, task: Task) -> float:
-    """``train.batch_frames`` in ``task.length`` units: seconds for audio tasks (10 ms frames), else characters."""
-    return batch_frames / 100.0 if task.uses_audio else float(batch_frames)
+def batch_budget(batch_frames: int, processor: Processor) -> float:
+    """``train.batch_frames`` in ``processor.length`` units: seconds for audio tasks (10 ms frames), else
+    characters."""
+    return batch_frames / 100.0 if processor.uses_audio else float(batch_frames)
 
 
-def make_loader(utts: list[Utterance], task: Task, batch_size: int, bucket_size: int, shuffle: bool,
+def make_loader(utts: list[Utterance], processor: Processor, batch_size: int, bucket_size: int, shuffle: bool,
                 num_workers: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                 budget: float = 0.0) -> DataLoader:
-    """Batches of ``task.prepare``d utterances (``budget``: padded length per batch, in ``task.length`` units)."""
-    sampler = BucketBatchSampler([task.length(u) for u in utts], batch_size, bucket_size, shuffle, seed,
+    """Batches of ``processor.prepare``d utterances (``budget``: padded length per batch, in ``processor.length``
+    units)."""
+    sampler = BucketBatchSampler([processor.length(u) for u in utts], batch_size, bucket_size, shuffle, seed,
                                  rank, world_size, budget)
     return DataLoader(
-        UtteranceDataset(utts, task),
+        UtteranceDataset(utts, processor),
         batch_sampler=sampler,
-        collate_fn=task.collate,
+        collate_fn=processor.collate,
         num_workers=num_workers,
         persistent_workers=num_workers > 0 and shuffle,  # the training loader: no re-fork every epoch
         worker_init_fn=_one_thread,

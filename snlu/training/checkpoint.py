@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor
 
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
 
 log = logging.getLogger("snlu")
 FORMAT = 1

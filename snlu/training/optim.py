@@ -1,4 +1,5 @@
-"""The recipe's optimiser and schedule for a task: parameter groups per model part, no weight decay on vectors.
+"""The recipe's optimiser and schedule for a task: parameter groups per model part (a recipe section's, or what
+``optim.groups`` maps it to), no weight decay on vectors.
 
 Both are registered components (``optim: {name: adamw | adam, ...}``, ``scheduler: {name: epoch_decay | ...}``:
 snlu/optim/); this module only groups the task's parameters and hands them over.
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 from snlu.optim.schedulers import Schedule
 from snlu.registry import OPTIMIZERS, SCHEDULERS
 from snlu.tasks.base import Task
@@ -24,7 +25,7 @@ def param_groups(task: Task, optim: DictConfig) -> list[dict[str, Any]]:
     """One group per (part, decay) pair, named after the part; vectors (biases, LayerNorm, CRF start/end
     scores) get no weight decay."""
     groups = []
-    parts = task.param_groups()
+    parts = task.param_groups(optim.get("groups"))
     for part, params in parts.items():
         if part not in optim.lrs:
             raise ConfigError(f"optim.lrs.{part}: missing learning rate for parameter group '{part}' "

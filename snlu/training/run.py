@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
 
 log = logging.getLogger("snlu")
 PACKAGES = ("torch", "torchaudio", "transformers", "pytorch-crf", "omegaconf", "seqeval", "safetensors", "numpy",
@@ -51,22 +51,6 @@ def move_aside(path: Path, why: str = "--overwrite") -> Path:
     log.warning("%s: moved the existing %s aside to %s (delete it yourself when no longer needed)",
                 why, path, target)
     return target
-
-
-def setup_logging(run_dir: Path | None = None, level: int = logging.INFO) -> None:
-    """Console (stderr) and, for a run, ``train.log``."""
-    root = logging.getLogger("snlu")
-    root.setLevel(level)
-    root.handlers.clear()
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(fmt)
-    root.addHandler(console)
-    if run_dir is not None:
-        fh = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
-    root.propagate = False
 
 
 def seed_everything(seed: int) -> None:

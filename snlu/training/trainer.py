@@ -30,8 +30,10 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from snlu.core.devices import amp_dtype, pick_device, to_device
+from snlu.core.errors import SnluError
 from snlu.data.cnerta import Utterance
-from snlu.errors import SnluError
+from snlu.inference import predict_utterances
 from snlu.tasks.base import WEIGHTS, Task
 from snlu.training import checkpoint, distributed
 from snlu.training.batching import batch_budget, make_loader
@@ -81,24 +83,6 @@ class StopSignals:
                     signal.Signals(signum).name)
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: the GPU if there is one (this process's GPU under torchrun), else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and distributed.launched():
-        return torch.device("cuda", distributed.place().local_rank)
-    return torch.device(name)
-
-
-def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``train.amp`` on ``device`` (None: full float32)."""
-    if setting == "off" or (setting == "auto" and device.type != "cuda"):
-        return None
-    if setting == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if setting == "bf16" else torch.float16
-
-
 class StepModule(torch.nn.Module):
     """``task.training_step`` as a module's forward, so DistributedDataParallel can wrap it."""
 
@@ -108,10 +92,6 @@ class StepModule(torch.nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         return self.task.training_step(batch)
-
-
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 class Trainer:
@@ -126,10 +106,8 @@ class Trainer:
         self.amp = amp_dtype(tc.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         if tc.compile:
-            for name in ("text_encoder", "audio_encoder"):  # the dense parts; CRF/CTC/alignment stay eager
-                module = getattr(task, name, None)
-                if module is not None:
-                    module.compile()  # shapes vary by batch: recompiles, then marks dims dynamic
+            for module in task.to_compile():  # the dense parts (the task says which); CRF/CTC/alignment stay eager
+                module.compile()  # shapes vary by batch: recompiles, then marks dims dynamic
         self.step_module: torch.nn.Module = StepModule(task)
         if self.place.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -194,8 +172,9 @@ class Trainer:
     def fit(self, train: list[Utterance], dev: list[Utterance]) -> dict[str, Any]:
         """Train for ``train.epochs`` (from where a resumed run stopped); keep the best dev model in ``best/``."""
         tc, p, key = self.cfg.train, self.progress, self.task.main_metric
-        loader = make_loader(train, self.task, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
-                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, self.task))
+        processor = self.task.processor
+        loader = make_loader(train, processor, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
+                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, processor))
         self.schedule.set_total(self.schedule_length(len(loader)))
         with self.stop, self.tracker:
             while p.epoch <= tc.epochs and not self.step_limit_reached():
@@ -422,8 +401,6 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, utts: list[Utterance], desc: str = "eval") -> tuple[dict[str, Any], list[Any]]:
         """Metrics and predictions (in the order of ``utts``); batches are length-sorted."""
-        from snlu.inference import predict_utterances  # imported here: inference uses this module's device helpers
-
         tc, rank, world = self.cfg.train, self.place.rank, self.place.world_size
         mine = predict_utterances(self.task, utts[rank::world], tc.eval_batch_size, self.device, tc.num_workers,
                                   progress=self.place.main, desc=desc)

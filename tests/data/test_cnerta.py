@@ -1,4 +1,4 @@
-"""CNERTA reader: the DESIGN.md format, flat and nested audio folders, one-line errors naming file/line/field."""
+"""CNERTA reader: the CNERTA format, flat and nested audio folders, one-line errors naming file/line/field."""
 
 from __future__ import annotations
 

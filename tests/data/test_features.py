@@ -138,7 +138,7 @@ def test_refusals_are_one_line_errors(tmp_path):
 
 
 def test_task_reads_features_from_the_cache(tmp_path, tiny, demo_overrides):
-    """The cnerta dataset attaches the cache; Task.fit builds it for the task's frontend; prepare_audio reads it;
+    """The cnerta dataset attaches the cache; Task.fit builds it for the processor's frontend; the processor reads it;
     an in-memory wave still wins; a too-short recording is the same one-line error as without a cache."""
     cfg = load_recipe(RECIPES / "asr_pretrain.yaml", [*tiny, *demo_overrides, f"data.feature_cache={tmp_path}/fc"])
     splits = DATASETS.build(cfg.data).load()
@@ -147,17 +147,17 @@ def test_task_reads_features_from_the_cache(tmp_path, tiny, demo_overrides):
     folder = F.settings_folder(tmp_path / "fc", F.cache_settings(task.frontend))
     assert {p.name for p in folder.glob("*.json")} == {"settings.json", "train.json", "dev.json", "test.json"}
     for u in (splits["train"][0], splits["test"][-1]):
-        fresh = task.frontend.featurize(read_wav(u.audio))
-        assert torch.equal(task.prepare_audio(u), fresh.half().float())
+        fresh = task.processor.audio.frontend.featurize(read_wav(u.audio))
+        assert torch.equal(task.processor.audio.prepare(u), fresh.half().float())
     u = splits["dev"][0]
     wave = 0.1 * np.random.default_rng(1).standard_normal(8000).astype(np.float32)
     u.wave = wave
-    assert torch.equal(task.prepare_audio(u), task.frontend.featurize(wave))
+    assert torch.equal(task.processor.audio.prepare(u), task.processor.audio.frontend.featurize(wave))
     short = Utterance("s", "你", str(tmp_path / "short.wav"), 0.01, [], [], {}, "short.jsonl:3")
     write_wav(short.audio, np.zeros(300))
     FeatureCache(tmp_path / "fc").add("extra", [short])
     with pytest.raises(DataError, match=r"^short.jsonl:3: field 'audio': audio .* has 300 samples: too short"):
-        task.prepare_audio(short)
+        task.processor.audio.prepare(short)
 
 
 def test_prepare_demo_features_serve_the_demo_dataset(tmp_path, demo_dir):

@@ -228,7 +228,7 @@ while True:
 DRIVER = r"""
 import signal, sys
 from snlu.experiments.sweep import SweepRunner, load_sweep
-from snlu.training.run import setup_logging
+from snlu.core.logs import setup_logging
 print(f"SIGINT at start: {signal.getsignal(signal.SIGINT)!r}", file=sys.stderr, flush=True)
 setup_logging()
 sweep = load_sweep(sys.argv[1])

@@ -60,7 +60,8 @@ def test_bad_options_and_unknown_name_are_one_line():
         load_recipe(recipe, ["scheduler.name=coisne"])
     with pytest.raises(ConfigError, match=r"^optim.lr_decay: moved to its own section"):
         load_recipe(recipe, ["optim.lr_decay=0.1"])
-    cfg = load_recipe(recipe, ["scheduler={name: cosine, warmup_steps: 10}", "optim.name=adam"])
+    cfg = load_recipe(recipe, ["scheduler={name: cosine, warmup_steps: 10}", "optim.name=adam",  # (a new section)
+                               "optim.lrs={text_encoder: 1e-5, text_head: 1e-3, textual_encoder: 1e-5}"])
     assert cfg.scheduler.min_ratio == 0.0 and cfg.optim.name == "adam" and cfg.optim.eps == 1e-6
 
 

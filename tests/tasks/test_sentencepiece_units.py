@@ -105,8 +105,8 @@ def test_e2e_ner_pieces_decode_back_into_entities(tiny, demo_overrides, demo_dir
     task = untrained("e2e_ner_sp.yaml", [*tiny, *demo_overrides, "task.sp_type=bpe", "task.beam_size=3"], demo_dir)
     utts = read_cnerta(demo_dir / "train.jsonl", None)
     assert isinstance(task.vocab, SentencePieceUnits) and any(u.entities for u in utts)
-    targets = [task.vocab.encode(task.target(u)) for u in utts]
-    assert sum(map(len, targets)) < sum(len(task.target(u)) for u in utts)  # pieces, not characters
+    targets = [task.vocab.encode(task.processor.target(u)) for u in utts]
+    assert sum(map(len, targets)) < sum(len(task.processor.target(u)) for u in utts)  # pieces, not characters
     # CTC outputs that spell each target (a blank between pieces) decode, through predict, to the gold
     frames = 2 * max(map(len, targets)) + 1
     logits = torch.full((len(utts), frames, len(task.vocab)), -10.0)

@@ -14,8 +14,9 @@ from torch import nn
 from snlu.config import TrainConfig, check_component, check_section
 from snlu.data.cnerta import Utterance
 from snlu.data.vocab import CharVocab
-from snlu.registry import OPTIMIZERS, SCHEDULERS
+from snlu.registry import HEADS, OPTIMIZERS, SCHEDULERS
 from snlu.tasks.base import Task
+from snlu.tasks.processor import Processor
 from snlu.training.run import seed_everything
 from snlu.training.trainer import Trainer
 
@@ -35,20 +36,8 @@ class NaNGrad(torch.autograd.Function):
         return grad * float("nan")
 
 
-class ToyTask(Task):
-    """Predicts a sentence's length from its first characters; ``faults`` maps a training_step call
-    number (1-based) to "nan_loss", "nan_grad", "oom" or a signal number sent to this process mid-step."""
-
-    groups = {"net": "toy"}
-    main_metric = "mse"
-    higher_is_better = False
-    uses_audio = False
-
-    def __init__(self, cfg, vocab, load_weights: bool = True):
-        super().__init__(cfg, vocab)
-        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
-        self.faults: dict[int, Any] = {}
-        self.calls = 0
+class ToyProcessor(Processor):
+    """The first four characters as numbers; the target is the sentence's length / 10."""
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
         x = torch.tensor([ord(c) % 97 / 97 for c in utt.sentence[:4].ljust(4)])
@@ -57,6 +46,23 @@ class ToyTask(Task):
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return {"x": torch.stack([it["x"] for it in items]), "y": torch.stack([it["y"] for it in items]),
                 "utts": [it["utt"] for it in items]}
+
+
+class ToyTask(Task):
+    """Predicts a sentence's length from its first characters; ``faults`` maps a training_step call
+    number (1-based) to "nan_loss", "nan_grad", "oom" or a signal number sent to this process mid-step."""
+
+    components = {"net": HEADS}  # one section (never validated: the toy is not registered)
+    main_metric = "mse"
+    higher_is_better = False
+    uses_audio = False
+
+    def __init__(self, cfg, vocab, load_weights: bool = True):
+        super().__init__(cfg, vocab)
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
+        self.processor = ToyProcessor(vocab, uses_audio=False)
+        self.faults: dict[int, Any] = {}
+        self.calls = 0
 
     def training_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         self.calls += 1
@@ -96,7 +102,8 @@ def toy(tmp_path):
             "seed": 3,
             "task": {"name": "toy"},
             "train": check_section(TrainConfig, options, "train"),
-            "optim": check_component(OPTIMIZERS, {"name": "adamw", "lrs": {"toy": 0.05}, "weight_decay": 0.01,
+            "optim": check_component(OPTIMIZERS, {"name": "adamw", "lrs": {"toy": 0.05}, "groups": {"net": "toy"},
+                                                  "weight_decay": 0.01,
                                                   "max_grad_norm": 1.0}, "optim"),
             "scheduler": check_component(SCHEDULERS, scheduler or {"name": "epoch_decay", "decay": 0.1}, "scheduler"),
         })

@@ -47,11 +47,11 @@ def main(out: Path, demo: Path, batch_size: int) -> None:
     train = DATASETS.build(cfg.data).load()["train"]
     task = TASKS.get(cfg.task.name).cls.from_data(cfg, train)
     trainer = Trainer(task, cfg, out / f"run{place.rank}")
-    sampler = BucketBatchSampler([task.length(u) for u in train], batch_size, cfg.train.bucket_size, True,
+    sampler = BucketBatchSampler([task.processor.length(u) for u in train], batch_size, cfg.train.bucket_size, True,
                                  cfg.seed, place.rank, place.world_size)
     sampler.set_epoch(1)
     mine = [train[i] for i in sampler.batches()[0]]
-    batch = task.collate([task.prepare(u) for u in mine])
+    batch = task.processor.collate([task.processor.prepare(u) for u in mine])
     if place.main:
         save_file({k: v.contiguous() for k, v in task.state_dict().items()}, str(out / "init.safetensors"))
     task.eval()  # no dropout, no SpecAugment: the step is a function of the batch only

@@ -20,8 +20,9 @@ def test_accumulated_gradient_equals_the_big_batch_gradient(toy, utts):
     small, big = toy("small", accum_steps=2), toy("big")
     for t in (small, big):
         t.task.eval()  # no dropout: the gradient is a function of the batch
-    items = [small.task.prepare(u) for u in utts[:4]]
-    b1, b2, both = small.task.collate(items[:2]), small.task.collate(items[2:]), small.task.collate(items)
+    processor = small.task.processor
+    items = [processor.prepare(u) for u in utts[:4]]
+    b1, b2, both = processor.collate(items[:2]), processor.collate(items[2:]), processor.collate(items)
     v_small, n_small, _ = small.forward_backward([b1, b2])
     v_big, n_big, _ = big.forward_backward([both])
     assert v_small == pytest.approx(v_big, rel=1e-6) and n_small == pytest.approx(n_big, rel=1e-5)

@@ -32,7 +32,7 @@ def setup(tmp_path: Path, tiny: list[str], demo: list[str], *extra: str) -> tupl
     task = TASKS.get(cfg.task.name).cls.from_data(cfg, train)
     trainer = Trainer(task, cfg, tmp_path)
     task.eval()  # no dropout or SpecAugment: both runs see the same computation
-    batch = task.collate([task.prepare(u) for u in train[:4]])
+    batch = task.processor.collate([task.processor.prepare(u) for u in train[:4]])
     return trainer, batch
 
 
