@@ -23,7 +23,7 @@ def test_every_shipped_recipe_validates(recipe):
     if cfg.task.name in ("spoken_ner", "text_ner"):
         assert cfg.train.epochs == 20 and cfg.scheduler.name == "epoch_decay" and cfg.optim.eps == 1e-6
     else:  # speech pretraining from scratch: a warm-up schedule (or the reference's Adam 1e-4 with 1 % decay)
-        assert cfg.ctc_head.train_embedding and cfg.scheduler.name in ("noam", "epoch_decay")
+        assert cfg.ctc_head.train_embedding and cfg.scheduler.name in ("noam", "warmup_linear", "epoch_decay")
 
 
 def test_variants_differ_only_where_they_say():
