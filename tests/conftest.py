@@ -1,4 +1,5 @@
-"""Shared fixtures: offline Hugging Face, a tiny demo corpus built once, tiny-model overrides."""
+"""Shared fixtures: offline Hugging Face, a tiny demo corpus built once, tiny-model overrides, and the
+processes a test starts (killed with all they started when the test ends, however it ends)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+from processes import procs  # noqa: E402, F401 (the fixture: a test's processes, killed when it ends)
 
 from snlu.plugins import load_builtins  # noqa: E402
 from snlu.testing import TINY_OVERRIDES  # noqa: E402
 
 load_builtins()
+pytest_plugins = ["pytester"]  # tests/test_processes.py runs pytest on a failing and a hanging test
 
 # Small model sizes so that a recipe trains one epoch in seconds (the recipes' structure is kept); the same
 # list that snlu.testing gives plugin tests.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
+import processes
 import pytest
 from safetensors.torch import load_file
 
@@ -33,8 +33,8 @@ print(json.dumps({"batch": model.predict_batch(wavs, texts, batch_size=2),
 def test_load_in_a_new_process_gives_identical_predictions(random_run, demo_dir):
     wavs, texts, expected = inputs_of(random_run, demo_dir)
     assert any(expected)
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(random_run / "best"), json.dumps(wavs), json.dumps(texts)],
-                       capture_output=True, text=True, timeout=300)
+    r = processes.run([sys.executable, "-c", SCRIPT, str(random_run / "best"), json.dumps(wavs), json.dumps(texts)],
+                      timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     assert out["batch"] == expected  # the trainer's own test predictions
@@ -78,7 +78,7 @@ def test_bad_calls_are_snlu_errors(random_run, demo_dir):
 def test_import_snlu_is_cheap_and_load_is_lazy():
     code = ("import sys, snlu; assert 'torch' not in sys.modules, 'torch imported'; f = snlu.load; "
             "assert 'torch' in sys.modules and f.__module__ == 'snlu.api'; print(snlu.__version__)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = processes.run([sys.executable, "-c", code], timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         snlu.nope  # noqa: B018

@@ -9,9 +9,11 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+import processes
+import pytest
 
 ROOT = Path(__file__).parents[1]
 PLUGINS = {  # folder -> (module, registry, component)
@@ -32,6 +34,7 @@ def can_build_here() -> bool:
     return version >= (70, 1) or importlib.util.find_spec("wheel") is not None
 
 
+@pytest.mark.timeout(900)  # pip builds and installs two packages
 def test_example_plugins_install_and_register_through_entry_points(tmp_path):
     site = tmp_path / "site"
     sources = tmp_path / "src"  # a copy: building in place would leave build/ and *.egg-info in plugins/
@@ -40,11 +43,10 @@ def test_example_plugins_install_and_register_through_entry_points(tmp_path):
     isolation = ["--no-build-isolation"] if can_build_here() else []
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", *isolation,
            "--target", str(site), *(str(sources / name) for name in PLUGINS)]
-    done = subprocess.run(pip, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    done = processes.run(pip, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                           env=env)
+    probe = processes.run([sys.executable, "-c", PROBE], timeout=120, cwd=tmp_path, env=env)
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     for name, (module, kind, component) in PLUGINS.items():
@@ -52,6 +54,5 @@ def test_example_plugins_install_and_register_through_entry_points(tmp_path):
         assert component in found["names"][kind]
     # without the installed packages on the path, nothing registers them
     env["PYTHONPATH"] = ""
-    bare = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env=env)
+    bare = processes.run([sys.executable, "-c", PROBE], timeout=120, cwd=tmp_path, env=env)
     assert "gated" not in json.loads(bare.stdout.strip().splitlines()[-1])["names"]["fusions"]

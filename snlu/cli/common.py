@@ -1,12 +1,15 @@
-"""What every command shares: one-line errors for the library's own error types, and the command line of
-the commands that take files and ``key=value`` overrides (anywhere on the line, among the options)."""
+"""What every command shares: one-line errors for the library's own error types, Ctrl-C, and the command
+line of the commands that take files and ``key=value`` overrides (anywhere on the line, among the options)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from snlu.core.errors import ConfigError, SnluError
@@ -56,10 +59,12 @@ def split_positionals(items: list[str], what: str, most: int | None = 1) -> tupl
 
 
 def run_main(main: Callable[[], int | None], debug: bool = False) -> None:
-    """Run ``main``; a SnluError prints one line (no traceback unless ``--debug``) and exits 2."""
+    """Run ``main``; a SnluError prints one line (no traceback unless ``--debug``) and exits 2; SIGINT (Ctrl-C)
+    prints ``interrupted`` and exits 130, also where the command was started with SIGINT ignored."""
     debug = debug or "--debug" in sys.argv
     try:
-        code = main()
+        with sigint_interrupts():
+            code = main()
     except SnluError as e:
         if debug:
             raise
@@ -69,3 +74,22 @@ def run_main(main: Callable[[], int | None], debug: bool = False) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+@contextlib.contextmanager
+def sigint_interrupts() -> Iterator[None]:
+    """While active (in the main thread), SIGINT raises KeyboardInterrupt, whatever the parent process had set.
+
+    A process started with SIGINT ignored (a background job of a script, ``... &``) keeps ignoring it, as
+    Python then installs no Ctrl-C handler; but snlu-sweep stops a run by sending its snlu-train one SIGINT,
+    at any time, so every command installs the handler itself. The previous handler comes back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if old is not None:  # None: set outside Python, cannot be restored
+            signal.signal(signal.SIGINT, old)

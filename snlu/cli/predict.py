@@ -37,7 +37,21 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (default 0)")
+    p.add_argument("--beam-size", type=int, metavar="N",
+                   help="CTC decoding of asr/e2e_ner models: 1 best path, N > 1 prefix beam search (default: the "
+                        "model's task.beam_size)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def set_beam(task: Task, beam_size: int | None, flag: str = "--beam-size") -> None:
+    """Decode with ``beam_size`` instead of the saved ``task.beam_size`` (CTC-decoding tasks only)."""
+    if beam_size is None:
+        return
+    if beam_size < 1:
+        raise SnluError(f"{flag} must be >= 1, got {beam_size}")
+    if "beam_size" not in task.cfg.task:
+        raise SnluError(f"{flag}: task '{task.cfg.task.name}' does not decode with CTC (asr and e2e_ner do)")
+    task.cfg.task.beam_size = beam_size
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -53,6 +67,7 @@ def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
     ``(task, utterances, predictions)``."""
     check_args(args)
     task = Task.load(args.model_dir)
+    set_beam(task, args.beam_size)
     utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
     if check is not None:
         check(task, utts)
@@ -85,6 +100,7 @@ def predict_pipeline(args: argparse.Namespace) -> int:
 
     check_args(args)
     ner, asr = Task.load(args.model_dir), Task.load(args.asr_model)
+    set_beam(asr, args.beam_size)
     pipeline.check_models(ner, asr)
     utts = read_inputs(args.data, asr, args.audio_dir)  # audio only: a list may hold bare audio paths
     started = time.perf_counter()

@@ -6,16 +6,16 @@ command again to continue an interrupted sweep: complete runs (with a metrics.js
 ones moved aside and started again. ``key=value`` overrides apply to every run (data paths, say). Failed
 runs are listed at the end (exit status 1); the others go on. Then: ``snlu-report SWEEP_DIR``.
 Overrides may come anywhere on the line, before, between or after the options.
+
+Ctrl-C, ``kill -INT PID`` or ``kill PID`` (SIGTERM) stops the sweep, even where it was started with SIGINT
+ignored (``nohup snlu-sweep ... &`` from a script): each running run gets one SIGINT, writes a checkpoint and
+stops (exit status 130); a second signal stops them at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.check_record()
         print(runner.describe())
         return 0
-    with sigterm_as_interrupt():
-        outcomes = runner.run()
+    outcomes = runner.run()  # SIGINT and SIGTERM stop it (each running run gets one SIGINT)
     failed = [o for o in outcomes if o.status in ("failed", "interrupted")]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("complete", "done", "failed", "interrupted")}
     log.info("sweep finished: %d runs done now, %d complete before, %d failed -> %s", counts["done"],
@@ -75,23 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("fix the cause and run the same command again: complete runs are skipped")
     log.info("report: snlu-report %s", out)
     return 1 if failed else 0
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) stops the sweep like Ctrl-C: the runs write checkpoints."""
-    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
-        yield
-        return
-
-    def handle(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def entry() -> None:

@@ -23,10 +23,16 @@ is complete when its ``metrics.json`` exists: a restarted sweep skips complete r
 incomplete run directory aside (``<dir>.old-<timestamp>``, logged) before starting it again. A failed run
 is reported and the others go on. ``SWEEP_DIR/sweep.json`` records every run's definition and outcome; a
 restart refuses to mix in complete runs that were made with other settings.
+
+Stopping: while :meth:`SweepRunner.run` runs (in the main thread), SIGINT (Ctrl-C) and SIGTERM stop the sweep,
+whatever the parent process had set (a background job of a script starts with SIGINT ignored): no new runs,
+and each running one gets exactly one SIGINT (snlu-train writes a checkpoint and stops); a second signal
+passes another SIGINT on (the runs stop at once). Run the same sweep again to continue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -38,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -136,22 +142,24 @@ class SweepRunner:
         todo = [r for r in self.runs if r not in outcomes]
         log.info("sweep %s: %d runs, %d complete already (skipped), %d to run, %d at a time -> %s",
                  self.sweep.path, len(self.runs), len(outcomes), len(todo), self.jobs, self.out)
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="sweep")
-        futures = {pool.submit(self.execute, r, i + 1, len(todo)): r for i, r in enumerate(todo)}
-        try:
-            for fut in as_completed(futures):
-                outcomes[futures[fut]] = fut.result()
-        except KeyboardInterrupt:
-            self.interrupt(pool)
-            raise
-        pool.shutdown()
+        with interrupt_on_signals():
+            pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="sweep")
+            futures = {pool.submit(self.execute, r, i + 1, len(todo)): r for i, r in enumerate(todo)}
+            try:
+                for fut in as_completed(futures):
+                    outcomes[futures[fut]] = fut.result()
+            except BaseException:  # Ctrl-C, SIGTERM, or a bug here: stop the runs, never leave them behind
+                self.interrupt(pool)
+                raise
+            pool.shutdown()
         return [outcomes[r] for r in self.runs]
 
     def interrupt(self, pool: ThreadPoolExecutor) -> None:
         """Ctrl-C: no new runs; each running one gets one SIGINT (it writes a checkpoint and stops)."""
-        self.stopping = True
-        log.warning("interrupted: stopping %d running runs; run the same command again to continue the sweep",
-                    len(self.procs))
+        with self.lock:  # a run starting now either is in self.procs already, or sees `stopping` (execute)
+            self.stopping = True
+            log.warning("interrupted: stopping %d running runs; run the same command again to continue the sweep",
+                        len(self.procs))
         self.signal(signal.SIGINT)
         while True:
             try:
@@ -188,10 +196,12 @@ class SweepRunner:
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
             f.flush()
-            # a session of its own: a Ctrl-C reaches the sweep only, which passes exactly one SIGINT on
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self.env(), start_new_session=True)
-            with self.lock:
+            with self.lock:  # started and registered at once: interrupt() signals every run it starts
+                if self.stopping:
+                    return Outcome(run, "not started")
+                # a session of its own: a Ctrl-C reaches the sweep only, which passes exactly one SIGINT on
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=self.env(), start_new_session=True)
                 self.procs[run] = proc
             rc = proc.wait()
             with self.lock:
@@ -217,6 +227,30 @@ class SweepRunner:
         tmp = self.out / f".{RECORD}.tmp"
         tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self.out / RECORD)
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, whatever the parent process had set.
+
+    Explicit, because a process started with SIGINT ignored (a background job of a script) keeps ignoring
+    it: Python installs its Ctrl-C handler only where SIGINT has its default action. SIGTERM (a scheduler
+    stopping the job) stops the sweep as Ctrl-C does. The previous handlers come back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        yield
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            if handler is not None:  # None: set outside Python, cannot be restored
+                signal.signal(sig, handler)
 
 
 def summary(metrics_path: Path) -> str:

@@ -8,11 +8,11 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import processes
 import pytest
 import soundfile as sf
 
@@ -41,8 +41,8 @@ def test_subprocess_one_line_exit_2(tmp_path, args, expected):
     binary.write_bytes(bytes(range(256)) * 4)
     args = [a.replace("BINARY", str(binary)) for a in args]
     code = "import sys; from snlu.cli.train import entry; sys.argv[0] = 'snlu-train'; entry()"
-    r = subprocess.run([sys.executable, "-c", code, RAW, *args, "--output-dir", str(tmp_path / "run")],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    r = processes.run([sys.executable, "-c", code, RAW, *args, "--output-dir", str(tmp_path / "run")],
+                      timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 2
     assert one_error_line(r.stderr).startswith(expected.replace("BINARY", str(binary)))
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import processes
+
 RECIPE = str(Path(__file__).parents[2] / "recipes" / "fusion_raw_all.yaml")
 
 
@@ -14,7 +16,7 @@ def run(module: str, *args: str, env_extra: dict | None = None) -> subprocess.Co
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     code = f"import sys; from snlu.cli.{module} import entry; sys.argv[0] = 'snlu'; entry()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
+    return processes.run([sys.executable, "-c", code, *args], env=env, timeout=300)
 
 
 def test_bad_override_is_one_line_exit_2():

@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import processes
+import pytest
+
 import snlu
 from snlu.cli import eval as eval_cli
 from snlu.cli import predict, score
+from snlu.errors import SnluError
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 
@@ -103,11 +107,19 @@ def test_asr_model_writes_transcripts(tmp_path, tiny, demo_overrides, demo_dir, 
     assert eval_cli.main([str(run), "--data", str(demo_dir / "test.jsonl"), "--output-dir", str(tmp_path / "e")]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads((run / "metrics.json").read_text())["test"]
     assert not (tmp_path / "e" / "analysis.png").exists()
+    # --beam-size: prefix beam search instead of the saved best path; its transcripts equal the library's
+    beam = tmp_path / "beam.jsonl"
+    assert predict.main([str(run), "--data", str(listing), "--output", str(beam), "--beam-size", "3"]) == 0
+    task = snlu.load(run, device="cpu")
+    task.task.cfg.task.beam_size = 3
+    assert [x["prediction"] for x in read_jsonl(beam)] == [task.predict(w) for w in wavs]
+    with pytest.raises(SnluError, match=r"^--beam-size must be >= 1, got 0$"):
+        predict.main([str(run), "--data", str(listing), "--output", str(beam), "--beam-size", "0"])
 
 
 def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
     code = f"import sys; from snlu.cli.{module} import entry; sys.argv[0] = 'snlu'; entry()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    return processes.run([sys.executable, "-c", code, *args], timeout=300)
 
 
 def test_bad_inputs_are_one_line_errors(random_run, demo_dir, tmp_path):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import processes
 import pytest
 import soundfile as sf
 import torch
@@ -210,8 +210,7 @@ def test_refuse_resample_makes_other_rates_an_error(prepared, tmp_path):
 def test_strict_console_exit_2_one_line(tmp_path):
     corpus = FakeCnerta.build(tmp_path / "c", "flat")
     code = "import sys; from snlu.cli.prepare import entry; sys.argv[0] = 'snlu-prepare'; entry()"
-    r = subprocess.run([sys.executable, "-c", code, *corpus.args(tmp_path / "out", "--strict")],
-                       capture_output=True, text=True, timeout=300)
+    r = processes.run([sys.executable, "-c", code, *corpus.args(tmp_path / "out", "--strict")], timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'out' / 'validation.md'}: 12 errors")
     path, line = corpus.bad["span_text"]

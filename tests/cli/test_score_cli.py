@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 
+import processes
 import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
@@ -139,7 +139,7 @@ def test_table_is_the_default(tmp_path, capsys):
 
 def run_cli(*args):
     code = "import sys; from snlu.cli.score import entry; sys.argv[0] = 'snlu-score'; entry()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    return processes.run([sys.executable, "-c", code, *args], timeout=120)
 
 
 def test_mismatched_files_are_one_line_errors_naming_the_line(tmp_path):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import TAG
 
 from snlu.cli.sweep import main as sweep_main
 from snlu.errors import ConfigError, SnluError
@@ -133,7 +134,6 @@ variants:
 """
 
 
-
 def stand_in(calls: Path):
     def command(run):
         return [sys.executable, "-c", FAKE_TRAIN, str(calls), *run.overrides, "--output-dir", str(run.dir)]
@@ -144,7 +144,9 @@ def stand_in(calls: Path):
 def test_failures_are_reported_and_restart_skips_complete_runs(tmp_path, snlu_log):
     sweep = load_sweep(write(tmp_path, STAND_IN))
     out, calls = tmp_path / "out", tmp_path / "calls.txt"
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     outcomes = SweepRunner(sweep, out, jobs=2, command=stand_in(calls)).run()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored after run()
     assert {o.run.name: o.status for o in outcomes} == {"good/seed1": "done", "bad/seed1": "failed",
                                                         "good/seed2": "done", "bad/seed2": "failed"}
     failed = [o for o in outcomes if o.status == "failed"]
@@ -224,9 +226,10 @@ while True:
 """
 
 DRIVER = r"""
-import sys
+import signal, sys
 from snlu.experiments.sweep import SweepRunner, load_sweep
 from snlu.core.logs import setup_logging
+print(f"SIGINT at start: {signal.getsignal(signal.SIGINT)!r}", file=sys.stderr, flush=True)
 setup_logging()
 sweep = load_sweep(sys.argv[1])
 runner = SweepRunner(sweep, sys.argv[2], jobs=2, command=lambda r: [sys.executable, "-c", sys.argv[3], str(r.dir)])
@@ -235,24 +238,62 @@ try:
 except KeyboardInterrupt:
     sys.exit(130)
 """
+# Starts the rest of its command line with SIGINT ignored, as a shell starts a background job of a script (`&`).
+IGNORING_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                   "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 
 
-def test_ctrl_c_gives_each_running_trainer_one_sigint(tmp_path):
+@pytest.mark.signals
+@pytest.mark.parametrize("parent, sig", [("default", "SIGINT"), ("ignores SIGINT", "SIGINT"),
+                                         ("ignores SIGINT", "SIGTERM")])
+def test_ctrl_c_gives_each_running_trainer_one_sigint(tmp_path, procs, parent, sig):
+    """SIGINT (or SIGTERM) to the sweep: each running run gets exactly one SIGINT, no new run starts; also
+    where the sweep was started with SIGINT ignored."""
     path = write(tmp_path, "recipe: RECIPES/text_only.yaml\nseeds: [1, 2, 3]\n")
     out = tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(path), str(out), WAITING_TRAIN],
-                              stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-c", DRIVER, str(path), str(out), WAITING_TRAIN]
+    if parent == "ignores SIGINT":
+        cmd = [sys.executable, "-c", IGNORING_SIGINT, *cmd[1:]]
+    driver = procs.start(cmd, stderr=subprocess.PIPE, text=True)
     runs = [out / "text_only" / f"seed{s}" for s in (1, 2)]
     deadline = time.monotonic() + 120
     while not all((r / "started").exists() for r in runs):  # both parallel runs are up
         assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read()
         time.sleep(0.1)
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(getattr(signal, sig))
     assert driver.wait(timeout=120) == 130
     err = driver.stderr.read()
+    if parent == "ignores SIGINT":  # the situation this test is about did arise
+        assert "SIGINT at start: <Handlers.SIG_IGN: 1>" in err
     assert "interrupted: stopping 2 running runs" in err
     for r in runs:
         assert (r / "signals").read_text() == f"{int(signal.SIGINT)}\n"  # exactly one, passed on by the sweep
     assert not (out / "text_only" / "seed3").exists()  # no new run after Ctrl-C
+    record = {r["name"]: r["status"] for r in json.loads((out / "sweep.json").read_text())["runs"]}
+    assert record == {"text_only/seed1": "interrupted", "text_only/seed2": "interrupted", "text_only/seed3": "pending"}
+
+
+@pytest.mark.signals
+def test_an_error_in_the_runner_stops_the_running_trainers(tmp_path, procs, monkeypatch):
+    """Not only Ctrl-C: whatever ends run() early, the runs it started get their SIGINT and are waited for."""
+    monkeypatch.setenv(TAG, procs.tag)  # should this fail, the trainers (which inherit it) die at teardown
+    sweep = load_sweep(write(tmp_path, "recipe: RECIPES/text_only.yaml\nseeds: [1, 2, 3]\n"))
+    out = tmp_path / "out"
+    runs = [out / "text_only" / f"seed{s}" for s in (1, 2)]
+
+    def command(run):
+        if run.seed == 3:  # fails once the other two are running
+            deadline = time.monotonic() + 120
+            while not all((r / "started").exists() for r in runs) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise RuntimeError("broken command (stand-in)")
+        return [sys.executable, "-c", WAITING_TRAIN, str(run.dir)]
+
+    runner = SweepRunner(sweep, out, jobs=3, command=command)
+    with pytest.raises(RuntimeError, match="broken command"):
+        runner.run()
+    for r in runs:
+        assert (r / "signals").read_text() == f"{int(signal.SIGINT)}\n"
+    assert not runner.procs  # every started run was waited for
     record = {r["name"]: r["status"] for r in json.loads((out / "sweep.json").read_text())["runs"]}
     assert record == {"text_only/seed1": "interrupted", "text_only/seed2": "interrupted", "text_only/seed3": "pending"}

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from processes import TAG
 
 from snlu.cli.report import main as report_main
 from snlu.cli.sweep import main as sweep_main
@@ -16,7 +17,9 @@ from snlu.cli.sweep import main as sweep_main
 RECIPES = Path(__file__).parents[2] / "recipes"
 
 
-def test_tiny_sweep_then_report_then_restart(tmp_path, tiny, demo_overrides, capsys):
+@pytest.mark.timeout(900)  # four real trainings
+def test_tiny_sweep_then_report_then_restart(tmp_path, tiny, demo_overrides, capsys, procs, monkeypatch):
+    monkeypatch.setenv(TAG, procs.tag)  # should this fail, the runs (which inherit it) die at teardown
     grid = "\n".join(f"  {o.split('=')[0]}: [{o.split('=')[1]}]" for o in tiny if o.startswith("audio_encoder"))
     sweep = tmp_path / "tiny.yaml"
     sweep.write_text(f"recipe: {RECIPES / 'fusion_raw_all.yaml'}\nseeds: [1, 2]\n"

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import processes
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -16,11 +17,13 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def run(cmd: list[str]) -> None:
+    """``cmd`` to its end (on a failure or timeout, killed with torchrun's ranks, which have sessions of their own)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    out = processes.run(cmd, env=env, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
 
 
+@pytest.mark.timeout(900)
 def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path, demo_dir):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     single.mkdir(), ddp.mkdir()
@@ -58,6 +61,7 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path, demo
     assert clear > 10_000
 
 
+@pytest.mark.timeout(900)
 def test_snlu_train_nproc_2_trains_evaluates_and_writes_once(tmp_path, tiny, demo_overrides):
     """The whole job under torchrun: rank 0 writes the run, metrics come from all ranks' predictions."""
     recipe = Path(__file__).parents[2] / "recipes" / "fusion_raw_all.yaml"

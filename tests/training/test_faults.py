@@ -67,6 +67,7 @@ def test_cuda_out_of_memory_skips_the_batch_then_gives_up(toy, snlu_log, utts):
         trainer.fit(utts, utts[:4])
 
 
+@pytest.mark.signals
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_finishes_the_step_writes_a_checkpoint_and_says_how_to_resume(toy, sig, code, utts):
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
@@ -82,6 +83,7 @@ def test_signal_finishes_the_step_writes_a_checkpoint_and_says_how_to_resume(toy
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
 
 
+@pytest.mark.signals
 def test_a_second_signal_stops_at_once(toy, utts):
     trainer = toy(checkpoint_every=0)
     trainer.task.faults = {2: (signal.SIGINT, signal.SIGINT)}

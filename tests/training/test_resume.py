@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from processes import Processes
 from safetensors.torch import load_file
 
 from snlu.cli.train import main
@@ -27,9 +28,10 @@ CODE = "import sys; from snlu.cli.train import entry; sys.argv[0] = 'snlu-train'
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # same threads in every process
 
 
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CODE, *args], env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def start(procs: Processes, *args: str) -> subprocess.Popen:
+    """snlu-train in a process of its own (killed at the test's end, with its data workers, if still running)."""
+    return procs.start([sys.executable, "-c", CODE, *args], env=ENV, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
 
 
 def wait_for(proc: subprocess.Popen, path: Path, timeout: float = 300) -> None:
@@ -58,10 +60,12 @@ def without_timing(path: Path) -> dict:
     return metrics
 
 
-def test_sigterm_then_sigkill_then_resume_equals_uninterrupted(tmp_path, demo_overrides):
+@pytest.mark.signals
+@pytest.mark.timeout(900)
+def test_sigterm_then_sigkill_then_resume_equals_uninterrupted(tmp_path, demo_overrides, procs):
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-    a = start(RECIPE, *TINY, *demo_overrides, "--output-dir", str(a_dir))  # runs alongside the interrupted one
-    b = start(RECIPE, *TINY, *demo_overrides, "--output-dir", str(b_dir))
+    a = start(procs, RECIPE, *TINY, *demo_overrides, "--output-dir", str(a_dir))  # runs alongside the interrupted one
+    b = start(procs, RECIPE, *TINY, *demo_overrides, "--output-dir", str(b_dir))
     wait_for(b, b_dir / "checkpoints" / "e001-b000001")
     b.send_signal(signal.SIGTERM)
     _, err = b.communicate(timeout=300)
@@ -71,13 +75,13 @@ def test_sigterm_then_sigkill_then_resume_equals_uninterrupted(tmp_path, demo_ov
     assert last.endswith(f"Continue with: snlu-train --resume {b_dir}")
     assert "Traceback" not in err
 
-    b = start("--resume", str(b_dir))
+    b = start(procs, "--resume", str(b_dir))
     wait_for(b, b_dir / "checkpoints" / "e002-b000001")  # mid-epoch 2: best/ and a scheduler step behind it
     b.send_signal(signal.SIGKILL)
     b.wait(timeout=60)
     assert b.returncode == -signal.SIGKILL and not (b_dir / "metrics.json").exists()
 
-    b = start("--resume", str(b_dir))
+    b = start(procs, "--resume", str(b_dir))
     _, err = b.communicate(timeout=300)
     assert b.returncode == 0, err[-2000:]
     _, err = a.communicate(timeout=300)

@@ -1,0 +1,42 @@
+"""What every command shares: a SnluError is one line and exit 2; Ctrl-C is ``interrupted`` and exit 130,
+also for a command started with SIGINT ignored (as a shell starts a background job of a script)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from snlu.cli.common import run_main
+from snlu.errors import SnluError
+
+
+def test_an_snlu_error_is_one_line_and_exit_2(capsys):
+    def main() -> int:
+        raise SnluError("recipe.yaml: train.epochs: expected an integer")
+
+    with pytest.raises(SystemExit) as e:
+        run_main(main)
+    assert e.value.code == 2 and capsys.readouterr().err == "error: recipe.yaml: train.epochs: expected an integer\n"
+
+
+@pytest.mark.signals
+@pytest.mark.parametrize("before", [signal.SIG_IGN, signal.default_int_handler], ids=["ignored", "default"])
+def test_sigint_interrupts_whatever_the_parent_set(capsys, before):
+    def main() -> int:
+        os.kill(os.getpid(), signal.SIGINT)  # snlu-sweep stopping its snlu-train, or Ctrl-C
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # an ignored SIGINT ends here, with exit status 0
+            time.sleep(0.1)
+        return 0
+
+    old = signal.signal(signal.SIGINT, before)
+    try:
+        with pytest.raises(SystemExit) as e:
+            run_main(main)
+        assert e.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+        assert signal.getsignal(signal.SIGINT) is before  # put back afterwards
+    finally:
+        signal.signal(signal.SIGINT, old)
