@@ -105,9 +105,11 @@ def _voice(seed: int, utt_id: str) -> tuple[int, int]:
     return rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)
 
 
-def _is_built(out: Path, params: dict) -> bool:
+def is_built(out: Path, params: dict, marker: str = "demo.json") -> bool:
+    """Whether ``out`` holds a finished build with ``params``: its ``marker`` file (written last) records them
+    and every split's JSONL is there."""
     try:
-        meta = json.loads((out / "demo.json").read_text(encoding="utf-8"))
+        meta = json.loads((out / marker).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return meta.get("params") == params and all((out / f"{s}.jsonl").is_file() for s in SPLITS)
@@ -125,7 +127,7 @@ def build_demo_corpus(out: str | Path, n_train: int = DEFAULT_SIZES["n_train"],
     """Build the demo corpus into ``out`` (returned); instant if ``out/demo.json`` has these parameters."""
     out = Path(out)
     params = _params(n_train, n_dev, n_test, seed, min_chars, max_chars)
-    if _is_built(out, params):
+    if is_built(out, params):
         return out
     if min(n_train, n_dev, n_test) < 0 or not 1 <= min_chars <= max_chars:
         raise SnluError(f"bad demo corpus parameters: {params}")
@@ -185,7 +187,7 @@ def ensure_demo_corpus(out: str | Path | None = None, *, n_train: int | None = N
         out = default_demo_dir() / f"n{sizes['n_train']}-{sizes['n_dev']}-{sizes['n_test']}-s{seed}"
     out = Path(out)
     params = _params(**sizes, seed=seed, min_chars=MIN_CHARS, max_chars=MAX_CHARS)
-    if not _is_built(out, params):
+    if not is_built(out, params):
         log.info("building the demo corpus (%d/%d/%d utterances, espeak-ng) in %s",
                  sizes["n_train"], sizes["n_dev"], sizes["n_test"], out)
     return build_demo_corpus(out, **sizes, seed=seed, progress=progress)

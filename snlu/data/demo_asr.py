@@ -46,7 +46,7 @@ from snlu.data.audio import SAMPLE_RATE, write_wav
 from snlu.data.cnerta import SPLITS, AudioIndex, read_cnerta
 from snlu.data.demo import MAX_CHARS as DEMO_MAX_CHARS
 from snlu.data.demo import MIN_CHARS as DEMO_MIN_CHARS
-from snlu.data.demo import _atomic_write_text, clauses, default_demo_dir
+from snlu.data.demo import _atomic_write_text, clauses, default_demo_dir, is_built
 from snlu.data.manifest import write_features, write_prepared
 from snlu.data.msra import Sentence, msra_path, read_msra
 from snlu.data.synth import Synthesizer
@@ -126,14 +126,6 @@ def _params(hours: float | None, n: int | None, n_dev: int, n_test: int, seed: i
                 min_chars=min_chars, max_chars=max_chars)
 
 
-def _is_built(out: Path, params: dict) -> bool:
-    try:
-        meta = json.loads((out / "asr.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return meta.get("params") == params and all((out / f"{s}.jsonl").is_file() for s in SPLITS)
-
-
 def check_args(hours: float | None, n: int | None, n_dev: int, n_test: int, noise_snr: float | None,
                min_chars: int, max_chars: int) -> None:
     """One clear line for each bad combination (the CLI's and the Python API's)."""
@@ -185,7 +177,7 @@ def build_asr_corpus(out: str | Path, hours: float | None = None, n: int | None 
         hours = DEFAULT_HOURS
     out = Path(out)
     params = _params(hours, n, n_dev, n_test, seed, noise_snr, min_chars, max_chars)
-    if _is_built(out, params):
+    if is_built(out, params, "asr.json"):
         if features:
             splits = {s: read_cnerta(out / f"{s}.jsonl", AudioIndex(out / "wav")) for s in SPLITS}
             write_features(out / "features", splits, feature_workers)

@@ -79,48 +79,49 @@ class WarmupConfig:
 
 
 class _Warmup(Schedule):
-    def warm(self, n: int) -> float | None:
-        """The warm-up factor at step ``n`` (None once warm-up is over)."""
-        w = self.cfg.warmup_steps
-        return (n + 1) / w if n < w else None  # step 0 already trains: (n + 1) / w, never 0
+    """Linear warm-up over ``warmup_steps`` (step 0 already trains at 1 / warmup_steps), then ``after(n)``."""
 
-    def floor(self, x: float) -> float:
-        return self.cfg.min_ratio + (1.0 - self.cfg.min_ratio) * x
+    def factor(self, n: int) -> float:
+        w = self.cfg.warmup_steps
+        return (n + 1) / w if n < w else self.after(n)
+
+    def after(self, n: int) -> float:
+        raise NotImplementedError
+
+
+class _WarmupThenDecay(_Warmup):
+    """After warm-up: ``min_ratio + (1 - min_ratio) * curve(t)``, t going from 0 to 1 at the run's last step."""
+
+    def after(self, n: int) -> float:
+        left = self._need_total() - self.cfg.warmup_steps
+        t = min(1.0, (n - self.cfg.warmup_steps) / max(left, 1))
+        return self.cfg.min_ratio + (1.0 - self.cfg.min_ratio) * self.curve(t)
+
+    def curve(self, t: float) -> float:
+        raise NotImplementedError
 
 
 @SCHEDULERS.register("warmup_linear", config=WarmupConfig)
-class WarmupLinear(_Warmup):
+class WarmupLinear(_WarmupThenDecay):
     """Linear warm-up to the base lr, then linear decay to ``min_ratio`` x base at the last step."""
 
-    def factor(self, n: int) -> float:
-        w = self.warm(n)
-        if w is not None:
-            return w
-        left = self._need_total() - self.cfg.warmup_steps
-        return self.floor(max(0.0, 1.0 - (n - self.cfg.warmup_steps) / max(left, 1)))
+    def curve(self, t: float) -> float:
+        return 1.0 - t
 
 
 @SCHEDULERS.register("cosine", config=WarmupConfig)
-class Cosine(_Warmup):
+class Cosine(_WarmupThenDecay):
     """Linear warm-up, then half a cosine down to ``min_ratio`` x base at the last step."""
 
-    def factor(self, n: int) -> float:
-        w = self.warm(n)
-        if w is not None:
-            return w
-        left = self._need_total() - self.cfg.warmup_steps
-        t = min(1.0, (n - self.cfg.warmup_steps) / max(left, 1))
-        return self.floor(0.5 * (1.0 + math.cos(math.pi * t)))
+    def curve(self, t: float) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 @SCHEDULERS.register("noam", config=WarmupConfig)
 class Noam(_Warmup):
     """Linear warm-up, then inverse square-root decay (Vaswani et al.); the base lr is the peak."""
 
-    def factor(self, n: int) -> float:
-        w = self.warm(n)
-        if w is not None:
-            return w
+    def after(self, n: int) -> float:
         return max(self.cfg.min_ratio, math.sqrt(max(self.cfg.warmup_steps, 1) / (n + 1)))
 
 
