@@ -107,7 +107,8 @@ class SpokenNERTask(NERTask):
         if self.fusion.uses_tokens or need_audio_crf:
             char_tokens = self.audio_tokenizer(frames, frame_lengths, ctc_logits, chars, char_lengths)  # (B, C, Da)
         if need_audio_crf:
-            terms["audio_crf"] = self.audio_head.loss(char_tokens, batch["char_tags"], lengths_mask(char_lengths))
+            tags = batch["char_tags"]  # (the mask covers the tensor's width: a batch may be padded further)
+            terms["audio_crf"] = self.audio_head.loss(char_tokens, tags, lengths_mask(char_lengths, tags.shape[1]))
         piece_tokens = batch["pool"].to(frames.dtype) @ char_tokens if char_tokens is not None else None  # (B, P, Da)
         fused = self.fusion(text, text_mask, frames, lengths_mask(frame_lengths, frames.shape[1]), piece_tokens)
         features = torch.cat([text, fused], dim=-1)
