@@ -143,8 +143,9 @@ class SpokenNERTask(NERTask):
         if with_losses and self.loss.active("ctc"):
             terms["ctc"] = self.ctc_head.loss(audio.ctc_logits, frame_lengths, batch["char_ids"], batch["char_lengths"])
         if with_losses and self.loss.active("audio_crf"):
-            terms["audio_crf"] = self.audio_head.loss(audio.char_tokens, batch["char_tags"],
-                                                      lengths_mask(batch["char_lengths"]))
+            tags = batch["char_tags"]  # (the mask covers the tensor's width: a batch may be padded further)
+            terms["audio_crf"] = self.audio_head.loss(audio.char_tokens, tags,
+                                                      lengths_mask(batch["char_lengths"], tags.shape[1]))
         wants = self.fusion_consumes
         tokens = audio.tokens if "tokens" in wants else None  # (B, P, Da)
         fused = self.fusion(text, text_mask, frames, audio.frame_mask, tokens, **audio.others(wants, FUSION_ARGS))
