@@ -17,7 +17,14 @@ RAW = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_shipped_recipe_validates(recipe):
-    cfg = load_recipe(recipe)
+    named = OmegaConf.load(recipe).get("data") or {}
+    absent = [named[s] for s in ("train", "dev", "test") if named.get(s) and not Path(named[s]).exists()]
+    if absent:  # a recipe for a corpus that snlu-prepare builds (e.g. demo-asr): validated without its files
+        with pytest.raises(ConfigError, match="file not found"):
+            load_recipe(recipe)
+        cfg = load_recipe(recipe, ["data.train=null", "data.dev=null", "data.test=null"])
+    else:
+        cfg = load_recipe(recipe)
     assert cfg.task.name in ("spoken_ner", "text_ner", "asr", "e2e_ner")
     assert cfg.train.batch_size == 16  # reference settings
     if cfg.task.name in ("spoken_ner", "text_ner"):
