@@ -223,16 +223,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{checks[n][worst]:.1e} in {worst})")
 
     shapes = [(args.batch, t, f) for f in args.bins for t in args.frames]
-    results = []
+    report = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "repeats": args.repeats, "checks_float64_max_rel_error": checks, "exact": exact, "results": []}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(shapes) * 2 * args.repeats * len(exact), desc="subsampling", leave=False) as bar:
         for b, t, f in shapes:
-            results.append(bench_shape(exact, b, t, f, args, device, bar))
-            tqdm.write(show(results[-1]))
-    report = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "repeats": args.repeats, "checks_float64_max_rel_error": checks, "exact": exact, "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+            report["results"].append(bench_shape(exact, b, t, f, args, device, bar))
+            tqdm.write(show(report["results"][-1]))
+            out.write_text(json.dumps(report, indent=1))  # after every shape: a stopped run keeps what it measured
+    print(f"wrote {out}")
     return 0
 
 
