@@ -46,6 +46,7 @@ def test_every_setting_is_timed_and_the_reference_batches_have_the_fixed_sizes(t
         assert snlu[mode]["frame_padding_efficiency"] > ref[mode]["frame_padding_efficiency"]
         for r in data.values():
             assert r[mode]["utt_per_s"] > 0 and r["speedup_vs_reference"][mode] > 0
+            assert r["median_speedup_vs_reference"][mode] > 0
     assert ref["speedup_vs_reference"] == {"train": 1.0, "infer": 1.0}
 
 
