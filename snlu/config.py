@@ -66,6 +66,8 @@ class TrainConfig:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ValueError(f"device: expected auto, cpu, cuda or cuda:N, got '{self.device}'")
+        if self.amp in ("False", "false"):  # YAML 1.1 reads an unquoted `off` (recipe or key=value) as false
+            self.amp = "off"
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"amp: expected auto, off, bf16 or fp16, got '{self.amp}'")
 

@@ -118,3 +118,13 @@ def test_inheritance_and_missing_section(tmp_path):
     noname.write_text("task: {name: text_ner}\ndata: {name: cnerta}\ntext_encoder: {}\ntext_head: {name: crf}\n")
     with pytest.raises(ConfigError, match="text_encoder.name: missing required value"):
         load_recipe(noname)
+
+
+def test_amp_off_as_documented(tmp_path):
+    """`off` is a YAML 1.1 boolean: `train.amp=off` and `amp: off` in a recipe both mean float32."""
+    assert load_recipe(RAW, ["train.amp=off"]).train.amp == "off"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"defaults: [{RAW}]\ntrain: {{amp: off}}\n")
+    assert load_recipe(recipe).train.amp == "off"
+    with pytest.raises(ConfigError, match="train.amp"):
+        load_recipe(RAW, ["train.amp=on"])

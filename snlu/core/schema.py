@@ -91,7 +91,8 @@ def check_section(schema: type, values: Any, key: str) -> DictConfig:
         raise ConfigError(f"{key or 'file'}: expected a mapping, got {type(values).__name__}")
     try:
         typed = OmegaConf.merge(OmegaConf.structured(schema), values)
-        OmegaConf.to_object(typed)  # runs __post_init__ range checks, reports missing values
+        checked = OmegaConf.to_object(typed)  # runs __post_init__ range checks, reports missing values
+        typed = OmegaConf.structured(checked)  # with what __post_init__ normalised (e.g. YAML's `off` -> "off")
     except OmegaConfBaseException as e:
         raise _explain(e, key, schema, values) from None
     except ValueError as e:
