@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     train = DATASETS.build(cfg.data).load(with_audio=True)["train"]
     task = TASKS.get(cfg.task.name).cls.from_data(cfg, train)
     tc = cfg.train
-    loader = make_loader(train, task, tc.batch_size, tc.bucket_size, True, 0, cfg.seed)
+    loader = make_loader(train, task.processor, tc.batch_size, tc.bucket_size, True, 0, cfg.seed)
     loader.batch_sampler.set_epoch(1)
     batches = []
     for batch in loader:  # prepared up front: the timing is the model's
