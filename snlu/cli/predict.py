@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from omegaconf import open_dict
 
 from snlu.cli.common import run_main
 from snlu.core.errors import SnluError
@@ -40,7 +41,20 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam-size", type=int, metavar="N",
                    help="CTC decoding of asr/e2e_ner models: 1 best path, N > 1 prefix beam search (default: the "
                         "model's task.beam_size)")
+    p.add_argument("--marker-bonus", type=float, metavar="B",
+                   help="e2e_ner models: add B to the entity markers' logits before decoding (default: the model's "
+                        "task.marker_bonus, 0)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def set_marker_bonus(task: Task, bonus: float | None) -> None:
+    """Decode an ``e2e_ner`` model with a marker insertion bonus instead of the saved ``task.marker_bonus``."""
+    if bonus is None:
+        return
+    if task.cfg.task.name != "e2e_ner":
+        raise SnluError(f"--marker-bonus: task '{task.cfg.task.name}' has no entity markers (e2e_ner has)")
+    with open_dict(task.cfg.task):  # a model saved before the option has no such key
+        task.cfg.task.marker_bonus = bonus
 
 
 def set_beam(task: Task, beam_size: int | None, flag: str = "--beam-size") -> None:
@@ -68,6 +82,7 @@ def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
     check_args(args)
     task = Task.load(args.model_dir)
     set_beam(task, args.beam_size)
+    set_marker_bonus(task, args.marker_bonus)
     utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
     if check is not None:
         check(task, utts)

@@ -40,6 +40,7 @@ class Task(nn.Module):
     components: ClassVar[dict[str, Registry]] = {}
     main_metric: ClassVar[str] = "f1"
     higher_is_better: ClassVar[bool] = True
+    tie_metric: ClassVar[str | None] = None  # a lower-is-better metric that picks the best epoch on a main-metric tie
     uses_audio: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True  # False: the transcript is only a target (ASR), prediction needs audio alone
 

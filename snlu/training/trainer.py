@@ -125,8 +125,15 @@ class Trainer:
     def history(self) -> list[dict[str, Any]]:
         return self.progress.history
 
-    def better(self, a: float, b: float | None) -> bool:
-        return b is None or (a > b if self.task.higher_is_better else a < b)
+    def better(self, metrics: dict[str, Any], best: dict[str, Any] | None) -> bool:
+        """Whether dev ``metrics`` beat the ``best`` so far: the task's main metric, then its tie metric."""
+        key, tie = self.task.main_metric, self.task.tie_metric
+        if best is None:
+            return True
+        a, b = metrics[key], best[key]
+        if a == b and tie is not None and tie in metrics and tie in best:
+            return metrics[tie] < best[tie]
+        return a > b if self.task.higher_is_better else a < b
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -190,7 +197,7 @@ class Trainer:
                 if self.schedule.interval == "epoch":
                     self.scheduler.step()
                 p.history.append({"epoch": epoch, **stats, "dev": metrics})
-                is_best = self.better(metrics[key], p.best)
+                is_best = self.better(metrics, p.best_metrics if p.best is not None else None)
                 if is_best:
                     p.best, p.best_epoch, p.best_metrics = metrics[key], epoch, metrics
                 p.epoch, p.batch, p.sums = epoch + 1, 0, {}

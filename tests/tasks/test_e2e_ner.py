@@ -6,8 +6,14 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+from omegaconf import OmegaConf
+
+from snlu.cli.predict import set_marker_bonus
 from snlu.cli.train import main
+from snlu.core.errors import SnluError
 from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.inference import predict_utterances
 from snlu.metrics.cer import cer
@@ -66,3 +72,16 @@ def test_recipe_trains_saves_reloads_and_scores(tmp_path, tiny, demo_overrides, 
     again = predict_utterances(task, test, 2, "cpu", progress=False)
     assert [[text, [list(s) for s in spans]] for text, spans in again] == \
         [[x["prediction"], [[s, e, t] for s, e, _, t in x["entity"]]] for x in lines]
+    # a decode-time marker bonus: 0 changes nothing; one that outweighs every other unit makes every frame a
+    # marker, so no character (and no entity, which needs text between its markers) is left
+    set_marker_bonus(task, 0.0)
+    assert predict_utterances(task, test, 2, "cpu", progress=False) == again
+    set_marker_bonus(task, 1e4)
+    assert task.cfg.task.marker_bonus == 1e4
+    assert predict_utterances(task, test, 2, "cpu", progress=False) == [("", [])] * len(test)
+
+
+def test_marker_bonus_flag_refuses_tasks_without_markers():
+    task = SimpleNamespace(cfg=OmegaConf.create({"task": {"name": "asr", "beam_size": 1}}))
+    with pytest.raises(SnluError, match=r"^--marker-bonus: task 'asr' has no entity markers"):
+        set_marker_bonus(task, 2.0)
