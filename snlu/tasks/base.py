@@ -40,7 +40,8 @@ class Task(nn.Module):
     components: ClassVar[dict[str, Registry]] = {}
     main_metric: ClassVar[str] = "f1"
     higher_is_better: ClassVar[bool] = True
-    tie_metric: ClassVar[str | None] = None  # a lower-is-better metric that picks the best epoch on a main-metric tie
+    # (metric, higher is better) that picks the best epoch when the main metric ties; None: the first stays
+    tie_metric: ClassVar[tuple[str, bool] | None] = None
     uses_audio: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True  # False: the transcript is only a target (ASR), prediction needs audio alone
 

@@ -106,7 +106,7 @@ class E2ENERTask(ASRTask):
 
     main_metric = "f1"
     higher_is_better = True
-    tie_metric = "cer"  # while F1 is still 0 (no marker emitted yet), keep the epoch that transcribes best
+    tie_metric = ("pred", True)  # while F1 is still 0: the epoch that emits the most entities is furthest along
 
     def __init__(self, cfg: DictConfig, vocab: Units, markers: Markers, load_weights: bool = True):
         super().__init__(cfg, vocab, load_weights)

@@ -131,8 +131,9 @@ class Trainer:
         if best is None:
             return True
         a, b = metrics[key], best[key]
-        if a == b and tie is not None and tie in metrics and tie in best:
-            return metrics[tie] < best[tie]
+        if a == b and tie is not None and tie[0] in metrics and tie[0] in best:
+            a, b = metrics[tie[0]], best[tie[0]]
+            return a > b if tie[1] else a < b
         return a > b if self.task.higher_is_better else a < b
 
     # ------------------------------------------------------------------ checkpoints
