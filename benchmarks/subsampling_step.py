@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -116,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m:5s} speed-up of the median: wall x{per['speedup_median']:.3f}, "
               f"cpu x{per['cpu_speedup_median']:.3f}; median per-batch speed-up x{per['paired_speedup_median']:.3f}")
     mean_seconds = [round(sum(u.duration for u in b["utts"]) / len(b["utts"]), 2) for b in batches[1:]]
-    import resource
-
     report = {"recipe": a.recipe, "overrides": a.overrides, "threads": torch.get_num_threads(),
               "batch_size": tc.batch_size, "mean_utterance_seconds": mean_seconds,
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **result}

@@ -115,6 +115,7 @@ class E2ENERTask(ASRTask):
         missing = [m for pair in self.markers.values() for m in pair if not vocab.single(m)]
         if missing:
             raise ValueError(f"the vocabulary lacks entity markers {missing!r} as units of their own")
+        self.marker_ids = [vocab.stoi[m] for pair in self.markers.values() for m in pair]
 
     @classmethod
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> E2ENERTask:
@@ -138,9 +139,8 @@ class E2ENERTask(ASRTask):
         logits, lengths = self(batch)
         bonus = self.cfg.task.get("marker_bonus", 0.0)  # models saved before the option: none
         if bonus:
-            marker_ids = [self.vocab.stoi[m] for pair in self.markers.values() for m in pair]
             logits = logits.clone()
-            logits[..., marker_ids] += bonus
+            logits[..., self.marker_ids] += bonus
         ids = CTCHead.decode(logits, lengths, self.cfg.task.beam_size)
         return [strip_markers(self.vocab.decode(i), self.markers) for i in ids]
 

@@ -198,7 +198,7 @@ class Trainer:
                 if self.schedule.interval == "epoch":
                     self.scheduler.step()
                 p.history.append({"epoch": epoch, **stats, "dev": metrics})
-                is_best = self.better(metrics, p.best_metrics if p.best is not None else None)
+                is_best = self.better(metrics, p.best_metrics or None)
                 if is_best:
                     p.best, p.best_epoch, p.best_metrics = metrics[key], epoch, metrics
                 p.epoch, p.batch, p.sums = epoch + 1, 0, {}
