@@ -139,17 +139,13 @@ def run_setting(setting: Setting, recipe: str, overrides: list[str], pool: list[
     import torch
     from tqdm import tqdm
 
-    from snlu.config import load_recipe
+    from snlu import run
     from snlu.core.devices import to_device
-    from snlu.registry import DATASETS, TASKS
-    from snlu.training.run import seed_everything
     from snlu.training.trainer import Trainer
 
-    cfg = load_recipe(recipe, [*overrides, *(DROPOUT_EVERYWHERE if setting.dropout_everywhere else ())])
-    seed_everything(cfg.seed)
-    task_cls = TASKS.get(cfg.task.name).cls
-    train = DATASETS.build(cfg.data).load(with_audio=True)["train"]
-    task = task_cls.from_data(cfg, train)
+    cfg = run.load(recipe, [*overrides, *(DROPOUT_EVERYWHERE if setting.dropout_everywhere else ())])
+    built = run.build(cfg)  # seeded, as snlu-train builds it
+    task, train = built.task, built.splits["train"]
     bs, ebs = cfg.train.batch_size, cfg.train.eval_batch_size
     order = [train[i] for i in pool]
     train_batches = make_batches(setting, task, cfg, order[: steps * bs], bs, train=True)

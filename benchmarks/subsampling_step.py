@@ -57,19 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from snlu.config import load_recipe
+    from snlu import run
     from snlu.encoders.subsampling import Conv2dSubsampling
-    from snlu.plugins import load_builtins
-    from snlu.registry import DATASETS, TASKS
     from snlu.training.batching import make_loader
-    from snlu.training.run import seed_everything
     from snlu.training.trainer import Trainer, to_device
 
-    load_builtins()
-    cfg = load_recipe(a.recipe, a.overrides)
-    seed_everything(cfg.seed)
-    train = DATASETS.build(cfg.data).load(with_audio=True)["train"]
-    task = TASKS.get(cfg.task.name).cls.from_data(cfg, train)
+    cfg = run.load(a.recipe, a.overrides)
+    built = run.build(cfg)  # seeded, as snlu-train builds it
+    task, train = built.task, built.splits["train"]
     tc = cfg.train
     loader = make_loader(train, task.processor, tc.batch_size, tc.bucket_size, True, 0, cfg.seed)
     loader.batch_sampler.set_epoch(1)
