@@ -38,7 +38,7 @@ def step(task: Any, optimizer: Any, batch: dict[str, Any], max_norm: float) -> N
 def measure(task: Any, optimizer: Any, cfg: Any, train: list, workers: int, steps: int,
             warmup: int) -> dict[str, Any]:
     """Data wait and step time over ``steps`` batches after ``warmup`` ones, with ``workers`` loader processes."""
-    from snlu.training.batching import make_loader
+    from snlu.data.batching import make_loader
 
     tc = cfg.train
     loader = make_loader(train, task.processor, tc.batch_size, tc.bucket_size, True, workers, cfg.seed)
@@ -75,7 +75,7 @@ def main() -> None:
     import torch
 
     from snlu import run
-    from snlu.training.optim import build_optimizer
+    from snlu.optim.build import build_optimizer
 
     cfg = run.load(a.recipe, [*a.overrides, "train.device=cpu"])
     built = run.build(cfg)

@@ -34,8 +34,8 @@ def main() -> None:
     import torch
 
     from snlu.config import load_recipe
+    from snlu.core.seed import seed_everything
     from snlu.registry import DATASETS, TASKS
-    from snlu.training.run import seed_everything
 
     cfg = load_recipe(a.recipe, [*a.overrides, "train.device=cpu"])
     seed_everything(cfg.seed)

@@ -109,7 +109,7 @@ def efficiency(batches: list[list[float]]) -> dict[str, float]:
 
 
 def snlu_batches(durations: list[float], batch_size: int, bucket_size: int, epoch: int) -> list[list[float]]:
-    from snlu.training.batching import BucketBatchSampler
+    from snlu.data.batching import BucketBatchSampler
 
     sampler = BucketBatchSampler(durations, batch_size, bucket_size, shuffle=True, seed=0)
     sampler.set_epoch(epoch)

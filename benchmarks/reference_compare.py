@@ -94,7 +94,7 @@ def shapes(batch: dict[str, Any]) -> dict[str, list[int]]:
 def groups(setting: Setting, lengths: list[float], size: int, bucket_size: int, seed: int,
            train: bool) -> list[list[int]]:
     """Indices of each batch: random chunks of the (already shuffled) items, or snlu's buckets."""
-    from snlu.training.batching import BucketBatchSampler
+    from snlu.data.batching import BucketBatchSampler
 
     if not setting.bucketing:
         return [list(range(i, min(i + size, len(lengths)))) for i in range(0, len(lengths), size)]

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from snlu import run
+    from snlu.data.batching import make_loader
     from snlu.encoders.subsampling import Conv2dSubsampling
-    from snlu.training.batching import make_loader
     from snlu.training.trainer import Trainer, to_device
 
     cfg = run.load(a.recipe, a.overrides)

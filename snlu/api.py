@@ -18,7 +18,7 @@ import torch
 
 from snlu.core.devices import pick_device
 from snlu.core.errors import SnluError
-from snlu.data.cnerta import Utterance
+from snlu.data.utterance import Utterance
 from snlu.inference import make_utterance, predict_utterances
 from snlu.tasks.base import Task
 

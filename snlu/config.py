@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from snlu.core.checks import in_range, positive
+from snlu.core.checks import positive
 from snlu.core.errors import ConfigError
 from snlu.core.schema import check_component, check_section, first_line
 from snlu.plugins import list_option, load_plugins
@@ -70,12 +70,6 @@ class TrainConfig:
             self.amp = "off"
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"amp: expected auto, off, bf16 or fp16, got '{self.amp}'")
-
-
-# Range checks and section checks live in the leaf layer (snlu.core.checks, snlu.core.schema); re-exported for
-# plugins written against snlu.config.
-__all__ = ["TrainConfig", "check_component", "check_section", "first_line", "in_range", "load_recipe", "positive",
-           "validate"]
 
 
 # ----------------------------------------------------------------------------- loading

@@ -20,9 +20,10 @@ from tqdm import tqdm
 from snlu.core.devices import pick_device, to_device
 from snlu.core.errors import DataError
 from snlu.data.audio import SAMPLE_RATE
-from snlu.data.cnerta import AudioIndex, Utterance, read_cnerta, read_lines
+from snlu.data.batching import make_loader
+from snlu.data.cnerta import AudioIndex, read_cnerta, read_lines
+from snlu.data.utterance import Utterance
 from snlu.tasks.base import Task
-from snlu.training.batching import make_loader
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from snlu.core.errors import SnluError
-from snlu.data.cnerta import Utterance
+from snlu.data.utterance import Utterance
 from snlu.inference import predict_utterances
 from snlu.tasks.base import Task
 from snlu.tasks.e2e_ner import Span, format_prediction, score_predictions

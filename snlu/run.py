@@ -28,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 from snlu.config import load_recipe
 from snlu.core.errors import ConfigError, SnluError
 from snlu.core.logs import setup_logging
+from snlu.core.seed import seed_everything, set_deterministic
 from snlu.data.utterance import Utterance
 from snlu.inference import write_predictions
 from snlu.plugins import LOADED
 from snlu.registry import DATASETS, TASKS
+from snlu.rundir import environment, make_run_dir
 from snlu.tasks.base import Task
 from snlu.training import checkpoint, distributed
-from snlu.training.run import environment, make_run_dir, seed_everything, set_deterministic
 from snlu.training.trainer import Trainer
 
 log = logging.getLogger("snlu")

@@ -178,7 +178,7 @@ def check_fusion(component: str | type, options: dict[str, Any] | None = None, i
                  text_dim: int = 32, audio_dim: int = 16, intermediate_size: int = 64, vocab_size: int = 6,
                  seed: int = 0) -> None:
     """A fusion: built as ``cls(cfg, text_dim, audio_dim, intermediate_size)``; its class attribute
-    ``consumes`` (or the older boolean ``uses_tokens``) names what it reads of what the spoken-NER task offers
+    ``consumes`` names what it reads of what the spoken-NER task offers
     (``snlu.tasks.views.VIEWS``). ``forward(text, text_mask, frames, frame_mask, tokens, **others)`` gets text
     (B, N, Dt), text_mask (B, N) bool True on real pieces, frames (B, T, Da), frame_mask (B, T), tokens (B, N, Da)
     (None when it does not consume them), and each other representation it consumes by name: ``ctc_logits`` and

@@ -10,8 +10,8 @@ import pytest
 from safetensors.torch import load_file
 
 import snlu
+from snlu.core.errors import SnluError
 from snlu.data.audio import read_wav
-from snlu.errors import SnluError
 
 
 def inputs_of(run, demo_dir):

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from snlu.config import load_recipe
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 
 RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml")
                  if "sweeps" not in p.parts)  # sweep files are not recipes: tests/experiments/test_sweep.py

@@ -12,9 +12,9 @@ import torch
 from snlu.config import load_recipe
 from snlu.data.labels import LabelSet
 from snlu.data.vocab import CharVocab
+from snlu.optim.build import build_optimizer
 from snlu.registry import FUSIONS, TASKS
 from snlu.tasks.spoken_ner import follow_text_encoder
-from snlu.training.optim import build_optimizer
 
 RAW = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
 SENTENCES = ["北京大学在海淀", "上海市政府", "张三去了广州"]
@@ -136,7 +136,7 @@ def test_schedule_precision_and_batching_defaults(reference):
     cfg, _ = reference
     assert (cfg.scheduler.name, cfg.scheduler.decay) == ("epoch_decay", 0.05)
     assert cfg.train.amp == "auto" and cfg.train.bucket_size == 64  # fp32 on CPU; bucketing is a speed choice
-    from snlu.training.batching import BucketBatchSampler
+    from snlu.data.batching import BucketBatchSampler
 
     lengths = [float(i) for i in range(64)]
     random_batches = BucketBatchSampler(lengths, 8, bucket_size=1, shuffle=True, seed=3).batches()

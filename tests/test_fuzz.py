@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snlu.config import load_recipe
+from snlu.core.errors import ConfigError, DataError, SnluError
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import AudioIndex, read_cnerta
-from snlu.errors import ConfigError, DataError, SnluError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PACKAGE = Path(__file__).parents[1] / "snlu"

@@ -5,7 +5,9 @@ top, inside functions, under ``if TYPE_CHECKING``) is an edge of the module grap
 - ``snlu.core`` (the leaf layer) imports nothing of snlu outside itself;
 - a component module (encoders, frontends, fusions, heads, tokenizers, losses, optim) imports only
   ``snlu.registry``, ``snlu.core`` and its own package: never the recipe loader, a task or the trainer;
-- ``snlu.data`` imports only ``snlu.registry``, ``snlu.core`` and itself: no component, task or training module.
+- ``snlu.data`` imports only ``snlu.registry``, ``snlu.core`` and itself: no component, task or training module;
+- the inference side (``snlu.inference``, ``snlu.api``, ``snlu.pipeline``) imports nothing of ``snlu.training``:
+  the trainer calls inference, never the other way round (utterances become batches in ``snlu.data``).
 
 The checker itself is tested on small synthetic graphs that break each rule.
 """
@@ -19,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "snlu"
 COMPONENTS = ("encoders", "frontends", "fusions", "heads", "tokenizers", "losses", "optim")
+INFERENCE = ("snlu.inference", "snlu.api", "snlu.pipeline")
 Graph = dict[str, set[str]]
 
 
@@ -99,6 +102,8 @@ def violations(graph: Graph) -> list[str]:
                     out.append(f"{m} imports {d}: a component depends only on snlu.registry, snlu.core and {pkg}")
             if within(m, "snlu.data") and not any(within(d, ok) for ok in ("snlu.data", "snlu.core", "snlu.registry")):
                 out.append(f"{m} imports {d}: snlu.data imports no component, task or training module")
+            if any(within(m, i) for i in INFERENCE) and within(d, "snlu.training"):
+                out.append(f"{m} imports {d}: inference imports nothing of snlu.training")
     return out
 
 
@@ -112,6 +117,7 @@ def test_the_graph_is_read_from_every_module():
     assert "snlu.inference" in graph["snlu.training.trainer"]
     assert "snlu.api" in graph["snlu"]  # a function-local import counts
     assert "snlu.training.checkpoint" in graph["snlu.training.trainer"]  # from snlu.training import checkpoint
+    assert "snlu.data.batching" in graph["snlu.inference"]
 
 
 def test_snlu_keeps_its_layering():
@@ -129,7 +135,8 @@ CLEAN: Graph = {
     "snlu.data.cnerta": {"snlu.registry", "snlu.core.errors"},
     "snlu.config": {"snlu.registry"},
     "snlu.tasks.base": {"snlu.data.cnerta", "snlu.fusions.raw"},
-    "snlu.training.trainer": {"snlu.tasks.base"},
+    "snlu.training.trainer": {"snlu.tasks.base", "snlu.inference"},
+    "snlu.inference": {"snlu.tasks.base", "snlu.data.cnerta"},
 }
 
 
@@ -151,6 +158,7 @@ def test_a_clean_graph_passes():
     ("snlu.fusions.base", "snlu.heads.crf", "snlu.fusions.base imports snlu.heads.crf: a component"),
     ("snlu.data.cnerta", "snlu.fusions.raw", "snlu.data.cnerta imports snlu.fusions.raw: snlu.data imports no"),
     ("snlu.data.cnerta", "snlu.training.trainer", "snlu.data.cnerta imports snlu.training.trainer"),
+    ("snlu.inference", "snlu.training.batching", "snlu.inference imports snlu.training.batching: inference imports"),
 ])
 def test_each_rule_catches_its_violation(src, dst, message):
     found = violations(with_edge(src, dst))

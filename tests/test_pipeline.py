@@ -10,8 +10,8 @@ import pytest
 
 from snlu.cli import predict
 from snlu.cli.train import main
+from snlu.core.errors import SnluError
 from snlu.data.cnerta import AudioIndex, read_cnerta
-from snlu.errors import SnluError
 from snlu.inference import predict_utterances
 from snlu.metrics.text_ner import score_entity_texts
 from snlu.pipeline import evaluate, tag_transcripts, transcribe_and_tag, write_predictions

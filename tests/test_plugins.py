@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from snlu.config import load_recipe
-from snlu.errors import ConfigError, PluginError
+from snlu.core.errors import ConfigError, PluginError
 from snlu.plugins import LOADED
 from snlu.registry import FUSIONS
 
@@ -33,7 +33,7 @@ class GateConfig:
 class GateFusion(Fusion):
     """Text gated by the mean audio frame."""
 
-    uses_tokens = False
+    consumes = ("frames",)
 
     def __init__(self, cfg, text_dim, audio_dim, intermediate_size):
         super().__init__()

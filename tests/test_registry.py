@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from snlu.errors import RegistryError
+from snlu.core.errors import RegistryError
 from snlu.registry import FUSIONS, REGISTRIES, Registry
 
 

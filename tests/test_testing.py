@@ -41,7 +41,7 @@ class ScaleConfig:
 class MeanAudioFusion(Fusion):
     """Adds the mean audio frame to the text (a correct fusion; subclasses break it)."""
 
-    uses_tokens = False
+    consumes = ("frames",)
 
     def __init__(self, cfg, text_dim, audio_dim, intermediate_size):
         super().__init__()

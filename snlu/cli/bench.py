@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from snlu import run
-from snlu.benchmark.bench import BenchOptions, bench
+from snlu.bench.bench import BenchOptions, bench
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.config import FIXED_SECTIONS, load_raw
 from snlu.core.errors import ConfigError
@@ -87,7 +87,7 @@ def markdown(results: dict[str, dict[str, Any]], where: str) -> str:
                    f"(peak {r['matmul_peak']['gflop_per_s']:.0f}) | {r['padding_efficiency']:.3f} | "
                    f"{100 * t['data_wait_fraction']:.1f} % | {mem} |")
     seen = dict.fromkeys(k for r in results.values() for k in r["breakdown_ms"])  # data wait, the components
-    # the task times (snlu.benchmark.timers: its recipe sections, in call order), other forward, backward, optimizer
+    # the task times (snlu.bench.timers: its recipe sections, in call order), other forward, backward, optimizer
     parts = [p for p in seen if any(r["breakdown_ms"].get(p) for r in results.values())]
     out += ["", "Share of each part in an instrumented step (the same batches again, every component timed):", "",
             "| recipe | step ms | " + " | ".join(parts) + " |", "|---|---|" + "---|" * len(parts)]

@@ -25,7 +25,7 @@ def one_line(error: Exception) -> str:
     text = str(error)
     if "Original Traceback" in text:
         last = text.strip().splitlines()[-1]
-        return last.split(": ", 1)[1] if last.startswith(("snlu.core.errors.", "snlu.errors.")) else last
+        return last.split(": ", 1)[1] if last.startswith("snlu.core.errors.") else last
     return text
 
 

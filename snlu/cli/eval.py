@@ -23,12 +23,12 @@ from snlu.cli.score import format_table
 from snlu.core.devices import pick_device
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
-from snlu.data.cnerta import Utterance
+from snlu.data.utterance import Utterance
 from snlu.inference import write_predictions
 from snlu.metrics import alignment
+from snlu.rundir import make_run_dir
 from snlu.tasks.base import Task
 from snlu.tasks.ner import NERTask
-from snlu.training.run import make_run_dir
 
 log = logging.getLogger("snlu")
 

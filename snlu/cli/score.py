@@ -13,7 +13,8 @@ from typing import Any
 
 from snlu.cli.common import run_main
 from snlu.core.errors import DataError
-from snlu.data.cnerta import Utterance, read_cnerta
+from snlu.data.cnerta import read_cnerta
+from snlu.data.utterance import Utterance
 from snlu.metrics.ner import score_entities
 
 

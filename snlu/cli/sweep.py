@@ -20,7 +20,8 @@ from pathlib import Path
 
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.core.logs import setup_logging
-from snlu.experiments.sweep import SweepRunner, load_sweep, validate
+from snlu.experiments.sweep import SweepRunner
+from snlu.experiments.sweep_file import load_sweep, validate
 from snlu.plugins import load_builtins
 
 log = logging.getLogger("snlu")

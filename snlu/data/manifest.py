@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from snlu.core.errors import ConfigError, DataError
 from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
-from snlu.data.cnerta import Utterance
 from snlu.data.features import FeatureCache
+from snlu.data.utterance import Utterance
 from snlu.data.validate import Report
 from snlu.data.vocab import CharVocab
 from snlu.registry import AUDIO_FRONTENDS

@@ -21,7 +21,8 @@ import torch
 
 from snlu.core.errors import DataError
 from snlu.core.frames import SAMPLE_RATE, fbank_frames, subsampled_lengths
-from snlu.data.cnerta import AudioIndex, Utterance, check_line
+from snlu.data.cnerta import AudioIndex, check_line
+from snlu.data.utterance import Utterance
 
 KINDS = {
     "json": "malformed JSON, or not a JSON object",

@@ -26,7 +26,8 @@ from typing import Any
 
 from snlu.core.errors import SnluError
 from snlu.experiments import stats
-from snlu.experiments.sweep import COMPLETE, RECORD
+from snlu.experiments.sweep import RECORD
+from snlu.experiments.sweep_file import COMPLETE
 
 log = logging.getLogger("snlu")
 RUN_DIR = re.compile(r"^seed(\d+)$")

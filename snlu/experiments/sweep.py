@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from snlu.core.errors import SnluError
-from snlu.experiments.sweep_file import COMPLETE, Run, Sweep, Variant, load_sweep, validate  # noqa: F401 (the API)
-from snlu.training.run import move_aside
+from snlu.experiments.sweep_file import COMPLETE, Run, Sweep
+from snlu.rundir import move_aside
 
 log = logging.getLogger("snlu")
 RECORD = "sweep.json"

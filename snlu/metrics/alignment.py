@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from snlu.core.errors import DataError, SnluError
 from snlu.core.tensors import pad
-from snlu.data.cnerta import Utterance
+from snlu.data.utterance import Utterance
 from snlu.tokenizers.align import ctc_forced_align
 
 STRIDE, CONTEXT = 4, 3  # encoder frame k reads fbank frames 4k .. 4k + 6: centred on fbank frame 4k + 3

@@ -16,13 +16,13 @@ from torch import Tensor, nn
 
 from snlu.core.checks import positive
 from snlu.core.tensors import pad
-from snlu.data.cnerta import Utterance
+from snlu.data.processor import AudioFeatures, Processor
 from snlu.data.units import Units, UnitsConfig, build_units
+from snlu.data.utterance import Utterance
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
 from snlu.tasks.base import Task
-from snlu.tasks.processor import AudioFeatures, Processor
 
 
 class ASRProcessor(Processor):

@@ -3,7 +3,7 @@ processor and its I/O, three parts in three places:
 
 - the model, this class (an ``nn.Module``): ``training_step`` (loss and its terms), ``predict``, ``evaluate``,
   which of its parts to compile (``to_compile``), and its parameters grouped for the optimiser (``param_groups``);
-- the data processor, ``task.processor`` (snlu/tasks/processor.py): ``prepare``, ``collate``, ``length``; no
+- the data processor, ``task.processor`` (snlu/data/processor.py): ``prepare``, ``collate``, ``length``; no
   weights, so it is what data-loader workers get;
 - task I/O (snlu/tasks/io.py): ``save``, ``load``, weight checks, ``audio_encoder.init_from``.
 
@@ -22,15 +22,14 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from snlu.core.errors import ConfigError, SnluError
+from snlu.data.processor import Processor
 from snlu.data.units import Units
 from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import Registry
 from snlu.tasks import io
-from snlu.tasks.processor import Processor
 
 log = logging.getLogger("snlu")
-WEIGHTS = io.WEIGHTS
 
 
 class Task(nn.Module):

@@ -25,14 +25,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from snlu.core.checks import positive
-from snlu.data.cnerta import Utterance
+from snlu.data.processor import AudioFeatures
 from snlu.data.units import Units, UnitsConfig, build_units
+from snlu.data.utterance import Utterance
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.metrics.text_ner import entity_texts, score_entity_texts
 from snlu.registry import TASKS
 from snlu.tasks.asr import ASRProcessor, ASRTask
-from snlu.tasks.processor import AudioFeatures
 
 Span = tuple[int, int, str]
 Markers = dict[str, tuple[str, str]]  # TYPE -> (open, close)

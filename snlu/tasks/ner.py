@@ -14,7 +14,6 @@ from torch import Tensor, nn
 
 from snlu.core.errors import DataError
 from snlu.core.tensors import lengths_mask, pad
-from snlu.data.cnerta import Utterance
 from snlu.data.labels import (
     LabelSet,
     align_labels_to_pieces,
@@ -22,11 +21,12 @@ from snlu.data.labels import (
     pieces_to_char_spans,
     spans_to_bio,
 )
+from snlu.data.processor import Processor
+from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.metrics.ner import score_entities
 from snlu.registry import TEXT_ENCODERS
 from snlu.tasks.base import Task
-from snlu.tasks.processor import Processor
 
 log = logging.getLogger("snlu")
 MAX_PIECES = 512  # BERT's positions, [CLS] and [SEP] included

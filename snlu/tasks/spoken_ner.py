@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from snlu.core.tensors import lengths_mask
-from snlu.data.cnerta import Utterance
 from snlu.data.labels import LabelSet
+from snlu.data.processor import AudioFeatures
+from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import (
     AUDIO_ENCODERS,
@@ -33,7 +34,6 @@ from snlu.registry import (
     TEXT_ENCODERS,
 )
 from snlu.tasks.ner import NERProcessor, NERTask
-from snlu.tasks.processor import AudioFeatures
 from snlu.tasks.views import (
     FUSION_ARGS,
     FUSION_DEFAULT,

@@ -1,8 +1,8 @@
 """The named audio representations the spoken-NER task offers its fusion and audio tokenizer, each computed on
 first use, so a batch computes only what a component consumes or an active loss needs.
 
-A component says what it reads with a class attribute, ``consumes = ("frames", "ctc_posteriors")``; older
-fusions say ``uses_tokens`` (True: the tokens; False: the frames). What a fusion and a tokenizer are called with:
+A component says what it reads with a class attribute, ``consumes = ("frames", "ctc_posteriors")`` (its base
+class, ``Fusion`` or ``AudioTokenizer``, has a default). What a fusion and a tokenizer are called with:
 
 - fusion: ``forward(text, text_mask, frames, frame_mask, tokens, **others)``: the frames always (the encoder's
   output), ``tokens`` None unless consumed, each other consumed representation as a keyword argument;
@@ -33,20 +33,13 @@ VIEWS = {
 }
 FUSION_ARGS = ("frames", "tokens")  # what a fusion gets positionally (frames with frame_mask)
 TOKENIZER_ARGS = ("frames", "ctc_logits")  # what a tokenizer gets positionally (with lengths and characters)
-FUSION_DEFAULT = ("tokens",)  # a fusion that declares nothing (the older contract: uses_tokens=True)
+FUSION_DEFAULT = ("tokens",)  # a fusion that declares nothing
 TOKENIZER_DEFAULT = ("frames", "ctc_logits")  # a tokenizer that declares nothing
 
 
 def consumed(component: Any, default: tuple[str, ...]) -> tuple[str, ...]:
-    """What a component (class or instance) reads: the ``consumes`` of the nearest class of its MRO that sets
-    ``consumes`` or the older ``uses_tokens`` (True: tokens, False: frames); ``default`` when none does."""
-    cls = component if isinstance(component, type) else type(component)
-    for klass in cls.__mro__:
-        if "consumes" in vars(klass):
-            return tuple(vars(klass)["consumes"])
-        if "uses_tokens" in vars(klass):
-            return ("tokens",) if vars(klass)["uses_tokens"] else ("frames",)
-    return default
+    """What a component (class or instance) reads: its ``consumes``, ``default`` when it has none."""
+    return tuple(getattr(component, "consumes", default))
 
 
 def check_consumes(section: str, component: Any, default: tuple[str, ...], offered: tuple[str, ...]) -> tuple[str, ...]:

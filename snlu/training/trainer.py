@@ -32,13 +32,14 @@ from tqdm import tqdm
 
 from snlu.core.devices import amp_dtype, pick_device, to_device
 from snlu.core.errors import SnluError
-from snlu.data.cnerta import Utterance
+from snlu.data.batching import batch_budget, make_loader
+from snlu.data.utterance import Utterance
 from snlu.inference import predict_utterances
-from snlu.tasks.base import WEIGHTS, Task
+from snlu.optim.build import build_optimizer, build_scheduler
+from snlu.tasks.base import Task
+from snlu.tasks.io import WEIGHTS
 from snlu.training import checkpoint, distributed
-from snlu.training.batching import batch_budget, make_loader
 from snlu.training.checkpoint import Progress
-from snlu.training.optim import build_optimizer, build_scheduler
 from snlu.training.tracking import Tracker
 
 log = logging.getLogger("snlu")

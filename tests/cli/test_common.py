@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from snlu.cli import bench, sweep, train
 from snlu.cli.common import is_override, parse_intermixed, split_positionals
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 TEXT = str(RECIPES / "text_only.yaml")

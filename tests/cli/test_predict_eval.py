@@ -14,7 +14,7 @@ import pytest
 import snlu
 from snlu.cli import eval as eval_cli
 from snlu.cli import predict, score
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 

@@ -17,10 +17,10 @@ import torch
 
 from snlu.cli.prepare import main as prepare
 from snlu.cli.train import main as train
+from snlu.core.errors import DataError
 from snlu.data.audio import read_wav, write_wav
 from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.data.vocab import CharVocab
-from snlu.errors import DataError
 from snlu.frontends.fbank import Fbank, FbankConfig
 from snlu.tasks.base import Task
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from snlu.cli.common import run_main
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
 
 
 def test_an_snlu_error_is_one_line_and_exit_2(capsys):

@@ -14,9 +14,9 @@ import pytest
 
 from snlu.cli.prepare import main as prepare
 from snlu.cli.train import main as train
+from snlu.core.errors import DataError
 from snlu.data.aishell import aishell_lines, read_transcript
 from snlu.data.audio import write_wav
-from snlu.errors import DataError
 
 ASSETS = Path(importlib.util.find_spec("s3tokenizer").submodule_search_locations[0]) / "assets"
 RECIPES = Path(__file__).parents[2] / "recipes"

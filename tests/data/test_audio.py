@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from snlu.core.errors import DataError
 from snlu.data.audio import SAMPLE_RATE, read_wav, write_wav
-from snlu.errors import DataError
 
 
 def test_missing_file_names_path(tmp_path):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from snlu.core.errors import DataError
 from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.data.vocab import CharVocab
-from snlu.errors import DataError
 
 GOOD = {"sentence": "中国人民银行行长易纲在北京表示", "audio": ["BAC009S0706W0384"],
         "entity": [[0, 6, "中国人民银行", "ORG"], [8, 10, "易纲", "PER"], [11, 13, "北京", "LOC"],

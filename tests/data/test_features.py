@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from snlu.config import load_recipe
+from snlu.core.errors import ConfigError, DataError
 from snlu.data import features as F
 from snlu.data.audio import read_wav, write_wav
-from snlu.data.cnerta import Utterance
 from snlu.data.features import FeatureCache
-from snlu.errors import ConfigError, DataError
+from snlu.data.utterance import Utterance
 from snlu.registry import AUDIO_FRONTENDS, DATASETS, TASKS
 
 ASSETS = Path(importlib.util.find_spec("s3tokenizer").submodule_search_locations[0]) / "assets"

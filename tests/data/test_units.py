@@ -10,9 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from snlu.config import load_recipe
+from snlu.core.errors import ConfigError
 from snlu.data.units import SentencePieceUnits, build_units, load_units, units_file
 from snlu.data.vocab import CharVocab
-from snlu.errors import ConfigError
 from snlu.tasks.e2e_ner import E2ENERTask, insert_markers, make_markers, strip_markers
 
 RECIPES = Path(__file__).parents[2] / "recipes"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from snlu.core.errors import DataError
 from snlu.data.audio import write_wav
 from snlu.data.cnerta import AudioIndex, check_line, read_cnerta
 from snlu.data.validate import CheckOptions, Validator, ctc_frames, ctc_need, kind_of
 from snlu.encoders.subsampling import Conv2dSubsampling
-from snlu.errors import DataError
 from snlu.frontends.fbank import Fbank, FbankConfig
 
 

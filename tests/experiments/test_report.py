@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snlu.cli.report import main as report_main
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
 from snlu.experiments.report import aggregate, collect
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -14,8 +14,9 @@ import pytest
 from processes import TAG
 
 from snlu.cli.sweep import main as sweep_main
-from snlu.errors import ConfigError, SnluError
-from snlu.experiments.sweep import SweepRunner, load_sweep, validate
+from snlu.core.errors import ConfigError, SnluError
+from snlu.experiments.sweep import SweepRunner
+from snlu.experiments.sweep_file import load_sweep, validate
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 
@@ -227,7 +228,8 @@ while True:
 
 DRIVER = r"""
 import signal, sys
-from snlu.experiments.sweep import SweepRunner, load_sweep
+from snlu.experiments.sweep import SweepRunner
+from snlu.experiments.sweep_file import load_sweep
 from snlu.core.logs import setup_logging
 print(f"SIGINT at start: {signal.getsignal(signal.SIGINT)!r}", file=sys.stderr, flush=True)
 setup_logging()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 from snlu.experiments.sweep_file import load_sweep, validate
 
 RECIPES = Path(__file__).parents[2] / "recipes"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from snlu.core.errors import ConfigError
 from snlu.data.audio import read_wav
-from snlu.errors import ConfigError
 from snlu.frontends.fbank import SpecAugmentConfig, spec_augment
 from snlu.registry import AUDIO_FRONTENDS
 

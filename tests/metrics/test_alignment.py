@@ -10,9 +10,9 @@ import pytest
 import torch
 import torchaudio.functional as AF
 
-from snlu.data.cnerta import Utterance
+from snlu.core.errors import DataError, SnluError
+from snlu.data.utterance import Utterance
 from snlu.encoders.subsampling import Conv2dSubsampling
-from snlu.errors import DataError, SnluError
 from snlu.metrics.alignment import boundary_errors, char_starts_ms, check_model, check_timings, frame_ms, summarize
 
 

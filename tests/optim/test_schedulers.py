@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from snlu.config import load_recipe
-from snlu.errors import ConfigError
+from snlu.core.errors import ConfigError
 from snlu.registry import SCHEDULERS
 
 W, TOTAL, FLOOR = 4, 20, 0.1

@@ -45,7 +45,7 @@ def test_tiny_overfit_decodes_with_zero_cer(demo_dir, demo_overrides):
 def test_tiny_model_learns_a_handful_of_utterances(demo_dir, demo_overrides):
     """Learning, not only running: four synthetic utterances, the recipe's optimiser and a warm-up schedule
     (both built from the recipe's registries), CER from 1.0 down to <= 5 % within 200 steps."""
-    from snlu.training.optim import build_optimizer, build_scheduler
+    from snlu.optim.build import build_optimizer, build_scheduler
 
     utts = read_cnerta(demo_dir / "train.jsonl", AudioIndex(demo_dir / "wav"))[:4]
     cfg = load_recipe(RECIPE, [*demo_overrides, "audio_encoder.n_blocks=1", "audio_encoder.d_model=64",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from snlu.config import load_recipe
+from snlu.core.errors import ConfigError
 from snlu.data.cnerta import read_cnerta
-from snlu.errors import ConfigError
 from snlu.registry import TASKS
 
 RECIPES = Path(__file__).parents[2] / "recipes"

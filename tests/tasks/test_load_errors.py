@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from snlu.config import load_recipe
+from snlu.core.errors import SnluError
 from snlu.data.cnerta import read_cnerta
-from snlu.errors import SnluError
 from snlu.registry import TASKS
 from snlu.tasks.base import Task
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from snlu.config import load_recipe
+from snlu.data.batching import UtteranceDataset, make_loader
 from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.registry import TASKS
-from snlu.training.batching import UtteranceDataset, make_loader
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 

@@ -19,10 +19,10 @@ from safetensors.torch import load_file
 
 from snlu.cli.train import main
 from snlu.config import load_recipe
+from snlu.core.errors import SnluError
 from snlu.data.cnerta import AudioIndex, read_cnerta
 from snlu.data.units import SentencePieceUnits
 from snlu.data.vocab import CharVocab
-from snlu.errors import SnluError
 from snlu.inference import predict_utterances
 from snlu.registry import TASKS
 from snlu.tasks.base import Task

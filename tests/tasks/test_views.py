@@ -103,21 +103,21 @@ def test_views_are_what_they_say(tiny, demo_overrides, demo_dir):
         assert views.frame_mask.sum(1).tolist() == lengths.tolist()
 
 
-def test_consumes_resolves_the_older_uses_tokens():
-    class Old(Fusion):
-        uses_tokens = False
+def test_consumes_is_the_nearest_declaration():
+    class Frames(Fusion):
+        consumes = ("frames",)
 
-    class OldSub(Old):
+    class FramesSub(Frames):
         pass
 
-    class New(Old):
+    class Aligned(Frames):
         consumes = ("frames", "alignment")
 
     class Plain(nn.Module):
         pass
 
-    assert consumed(Old, FUSION_DEFAULT) == ("frames",) == consumed(OldSub(), FUSION_DEFAULT)
-    assert consumed(New, FUSION_DEFAULT) == ("frames", "alignment")
+    assert consumed(Frames, FUSION_DEFAULT) == ("frames",) == consumed(FramesSub(), FUSION_DEFAULT)
+    assert consumed(Aligned, FUSION_DEFAULT) == ("frames", "alignment")
     assert consumed(Fusion, FUSION_DEFAULT) == ("tokens",) == consumed(Plain, FUSION_DEFAULT)
 
 

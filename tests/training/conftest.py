@@ -12,12 +12,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from snlu.config import TrainConfig, check_component, check_section
-from snlu.data.cnerta import Utterance
+from snlu.core.seed import seed_everything
+from snlu.data.processor import Processor
+from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import HEADS, OPTIMIZERS, SCHEDULERS
 from snlu.tasks.base import Task
-from snlu.tasks.processor import Processor
-from snlu.training.run import seed_everything
 from snlu.training.trainer import Trainer
 
 SENTENCES = ["北京大学", "上海", "广州市的天气", "深圳", "南京路上", "天津港", "重庆火锅店", "成都", "武汉长江大桥",

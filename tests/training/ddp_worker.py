@@ -20,12 +20,12 @@ import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from snlu.config import load_recipe  # noqa: E402
+from snlu.core.seed import seed_everything  # noqa: E402
+from snlu.data.batching import BucketBatchSampler  # noqa: E402
 from snlu.plugins import load_builtins  # noqa: E402
 from snlu.registry import DATASETS, TASKS  # noqa: E402
 from snlu.testing import TINY_OVERRIDES  # noqa: E402
 from snlu.training import distributed  # noqa: E402
-from snlu.training.batching import BucketBatchSampler  # noqa: E402
-from snlu.training.run import seed_everything  # noqa: E402
 from snlu.training.trainer import Trainer  # noqa: E402
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "fusion_raw_all.yaml"

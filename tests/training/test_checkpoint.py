@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from snlu.core.errors import SnluError
 from snlu.data.vocab import CharVocab
-from snlu.errors import SnluError
 from snlu.training import checkpoint
 from snlu.training.checkpoint import Progress
 from snlu.training.trainer import Interrupted
@@ -117,7 +117,7 @@ def test_resumed_toy_run_equals_uninterrupted(toy, utts):
 
 
 def test_sampler_skips_to_a_batch_and_reproduces_the_rest():
-    from snlu.training.batching import BucketBatchSampler
+    from snlu.data.batching import BucketBatchSampler
 
     def sampler() -> BucketBatchSampler:  # a new process builds a new one
         return BucketBatchSampler([float(i % 7) for i in range(23)], 3, 2, shuffle=True, seed=5)

@@ -10,9 +10,9 @@ import signal
 import pytest
 import torch
 
-from snlu.errors import SnluError
+from snlu.core.errors import SnluError
+from snlu.rundir import make_run_dir
 from snlu.training import checkpoint
-from snlu.training.run import make_run_dir
 from snlu.training.trainer import Interrupted, TrainingError
 
 

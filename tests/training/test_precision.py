@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from snlu.config import load_recipe
+from snlu.core.seed import seed_everything
 from snlu.registry import DATASETS, TASKS
-from snlu.training.run import seed_everything
 from snlu.training.trainer import Trainer, amp_dtype
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "fusion_raw_all.yaml"

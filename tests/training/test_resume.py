@@ -18,7 +18,7 @@ from processes import Processes
 from safetensors.torch import load_file
 
 from snlu.cli.train import main
-from snlu.errors import ConfigError, SnluError
+from snlu.core.errors import ConfigError, SnluError
 
 RECIPE = str(Path(__file__).parents[2] / "recipes" / "asr_pretrain.yaml")
 # A tiny ASR model (dropout and SpecAugment draw from the RNG): 8 utterances, 4 batches per epoch.

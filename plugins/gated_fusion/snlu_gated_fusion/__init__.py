@@ -17,7 +17,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from snlu.config import in_range, positive
+from snlu.core.checks import in_range, positive
 from snlu.fusions.base import Fusion
 from snlu.registry import FUSIONS
 
@@ -41,7 +41,7 @@ class GatedConfig:
 class GatedCrossAttentionFusion(Fusion):
     """Cross-attention over the audio frames, added to the text through a learned sigmoid gate."""
 
-    uses_tokens = False  # frames only: the task may pass tokens=None
+    consumes = ("frames",)  # frames only: the task passes tokens=None
 
     def __init__(self, cfg: GatedConfig, text_dim: int, audio_dim: int, intermediate_size: int):
         super().__init__()

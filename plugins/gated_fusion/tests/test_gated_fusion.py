@@ -11,6 +11,7 @@ import snlu_gated_fusion  # noqa: F401  (registers the fusion "gated")
 import torch
 
 from snlu.cli.train import main
+from snlu.core.errors import ConfigError
 from snlu.registry import FUSIONS
 from snlu.testing import check_fusion, tiny_demo_corpus, tiny_overrides
 
@@ -33,6 +34,12 @@ def test_a_closed_gate_passes_the_text_alone():
         fusion.gate.bias.fill_(100.0)  # wide open: the audio context is added
         out = fusion(text, torch.ones(2, 5, dtype=torch.bool), frames, torch.ones(2, 9, dtype=torch.bool), None)
         assert (out - fusion.norm(text)).abs().max() > 0.1
+
+
+def test_it_consumes_the_frames_alone_and_checks_its_config():
+    assert FUSIONS.get("gated").cls.consumes == ("frames",)
+    with pytest.raises(ConfigError, match=r"^fusion.num_heads: must be > 0, got 0$"):
+        FUSIONS.config("gated", num_heads=0)
 
 
 def test_num_heads_must_divide_the_text_size():

@@ -18,6 +18,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from snlu.core.checks import one_of
 from snlu.registry import AUDIO_TOKENIZERS
 from snlu.tokenizers.align import alignment_mask, ctc_forced_align
 
@@ -31,13 +32,14 @@ class SegmentPoolConfig:
     segment: str = "span"
 
     def __post_init__(self) -> None:
-        if self.segment not in ("span", "aligned"):
-            raise ValueError(f"segment: expected span or aligned, got '{self.segment}'")
+        one_of(self, "segment", ("span", "aligned"))
 
 
 @AUDIO_TOKENIZERS.register("segmean", config=SegmentPoolConfig)
 class SegmentMeanTokenizer(nn.Module):
     """Mean of the encoder frames in each character's CTC-aligned segment (no parameters)."""
+
+    consumes = ("frames", "ctc_logits")  # the frames it pools, the CTC logits it aligns with
 
     def __init__(self, cfg: SegmentPoolConfig):
         super().__init__()

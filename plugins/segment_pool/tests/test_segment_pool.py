@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import snlu_segment_pool  # noqa: F401  (registers the audio tokenizer "segmean")
 import torch
 
 from snlu.cli.train import main
+from snlu.core.errors import ConfigError
 from snlu.registry import AUDIO_TOKENIZERS
 from snlu.testing import check_audio_tokenizer, tiny_demo_corpus, tiny_overrides
 from snlu.tokenizers.align import ctc_forced_align
@@ -20,6 +22,12 @@ RECIPE = Path(__file__).parents[1] / "recipes" / "fusion_tokenized_segmean.yaml"
 def test_tokenizer_contract():
     for segment in ("span", "aligned"):
         check_audio_tokenizer("segmean", {"segment": segment}, invalid=[{"segment": "words"}])
+
+
+def test_it_consumes_frames_and_ctc_logits_and_checks_its_config():
+    assert AUDIO_TOKENIZERS.get("segmean").cls.consumes == ("frames", "ctc_logits")
+    with pytest.raises(ConfigError, match=r"^audio_tokenizer.segment: expected one of span, aligned, got 'words'$"):
+        AUDIO_TOKENIZERS.config("segmean", segment="words")
 
 
 def inputs():

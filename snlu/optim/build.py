@@ -2,26 +2,36 @@
 ``optim.groups`` maps it to), no weight decay on vectors.
 
 Both are registered components (``optim: {name: adamw | adam, ...}``, ``scheduler: {name: epoch_decay | ...}``:
-snlu/optim/); this module only groups the task's parameters and hands them over.
+snlu/optim/); this module only groups the task's parameters and hands them over. It knows a task only by what
+it asks of it (``Grouped``): a component package imports no task.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from snlu.core.errors import ConfigError
 from snlu.optim.schedulers import Schedule
 from snlu.registry import OPTIMIZERS, SCHEDULERS
-from snlu.tasks.base import Task
 
 log = logging.getLogger("snlu")
 
 
-def param_groups(task: Task, optim: DictConfig) -> list[dict[str, Any]]:
+class Grouped(Protocol):
+    """What grouping needs of a task (``snlu.tasks.base.Task``): its recipe and its parameters per group."""
+
+    cfg: DictConfig
+
+    def param_groups(self, mapping: Mapping[str, str] | None = None) -> dict[str, list[nn.Parameter]]: ...
+
+
+def param_groups(task: Grouped, optim: DictConfig) -> list[dict[str, Any]]:
     """One group per (part, decay) pair, named after the part; vectors (biases, LayerNorm, CRF start/end
     scores) get no weight decay."""
     groups = []
@@ -42,7 +52,7 @@ def param_groups(task: Task, optim: DictConfig) -> list[dict[str, Any]]:
     return groups
 
 
-def build_optimizer(task: Task, optim: DictConfig) -> torch.optim.Optimizer:
+def build_optimizer(task: Grouped, optim: DictConfig) -> torch.optim.Optimizer:
     """The recipe's optimiser over the task's parameter groups."""
     return OPTIMIZERS.build(optim, param_groups(task, optim))
 

@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from snlu.benchmark.flops import count_flops, matmul_peak
-from snlu.benchmark.timers import ComponentTimers, sync
+from snlu.bench.flops import count_flops, matmul_peak
+from snlu.bench.timers import ComponentTimers, sync
 from snlu.core.devices import to_device
+from snlu.data.batching import batch_budget, make_loader, padding_efficiency
 from snlu.run import build
-from snlu.training.batching import batch_budget, make_loader, padding_efficiency
 from snlu.training.trainer import Trainer
 
 log = logging.getLogger("snlu")

@@ -1,4 +1,6 @@
-"""Run directories: creation, logging to train.log, and the record of what produced the run."""
+"""Run directories and the record of what produced a run: the folders ``snlu-train``, ``snlu-eval`` and
+``snlu-sweep`` write into (never overwritten: a non-empty one is refused or moved aside), and
+``environment.json``'s contents."""
 
 from __future__ import annotations
 
@@ -7,13 +9,11 @@ import importlib.metadata
 import logging
 import os
 import platform
-import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from snlu.core.errors import SnluError
@@ -51,26 +51,6 @@ def move_aside(path: Path, why: str = "--overwrite") -> Path:
     log.warning("%s: moved the existing %s aside to %s (delete it yourself when no longer needed)",
                 why, path, target)
     return target
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def set_deterministic(enabled: bool) -> None:
-    """``train.deterministic``: deterministic CUDA kernels and cuDNN algorithms (CPU kernels already are).
-
-    Kernels without a deterministic version warn instead of failing (``warn_only``): CTC's CUDA backward is
-    one of them, so a CUDA spoken-NER run with ``ctc_coef > 0`` is close to, not bit-for-bit, repeatable.
-    """
-    if not enabled:
-        return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (read when CUDA starts)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
 
 
 def environment(seed: int, plugins: dict[str, dict[str, str]]) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from snlu.benchmark.flops import count_flops, matmul_peak
-from snlu.benchmark.timers import ComponentTimers
+from snlu.bench.flops import count_flops, matmul_peak
+from snlu.bench.timers import ComponentTimers
 from snlu.cli.bench import main
 
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -83,7 +83,7 @@ def test_bench_on_a_tiny_recipe_writes_consistent_numbers(tmp_path, tiny, demo_o
 
 
 def test_an_override_no_recipe_has_is_an_error(tiny):
-    from snlu.errors import ConfigError
+    from snlu.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no recipe among .* has section 'audio_encodr'"):
         main([str(RECIPES / "text_only.yaml"), "audio_encodr.n_blocks=1"])

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from snlu.data.cnerta import Utterance
-from snlu.tasks.processor import Processor
+from snlu.data.processor import Processor
+from snlu.data.utterance import Utterance
 
 
 class UtteranceDataset(Dataset):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snlu.training.batching import BucketBatchSampler, fill, padding_efficiency
+from snlu.data.batching import BucketBatchSampler, fill, padding_efficiency
 
 
 def lengths_of(n: int, seed: int = 0) -> list[float]:

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from snlu.config import load_recipe
+from snlu.core.seed import seed_everything
 from snlu.registry import DATASETS, TASKS
-from snlu.training.run import seed_everything
 
 ROOT = Path(__file__).parents[2]
 spec = importlib.util.spec_from_file_location("reference_compare", ROOT / "benchmarks" / "reference_compare.py")
