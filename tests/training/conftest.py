@@ -11,7 +11,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from snlu.config import TrainConfig, check_component, check_section
+from snlu.config import TrainConfig
+from snlu.core.schema import check_component, check_section
 from snlu.core.seed import seed_everything
 from snlu.data.processor import Processor
 from snlu.data.utterance import Utterance
