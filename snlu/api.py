@@ -4,12 +4,15 @@
     model = snlu.load("runs/fusion_raw_all-20250101-120000/best")
     model.predict("BAC009S0764W0121.wav", "甚至出现交易几乎停滞的情况")   # -> [[start, end, text, TYPE], ...]
 
+    asr = snlu.load("runs/asr/best", beam_size=4)     # decoding options (Task.decode_options) for every call,
+    asr.predict("BAC009S0764W0121.wav", beam_size=8)  # or for one call; the saved model is never changed
+
 Loading reads safetensors weights and a YAML config only: nothing is unpickled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +29,25 @@ Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono float s
 
 
 class Model:
-    """A trained task on a device, ready for inference."""
+    """A trained task on a device, ready for inference, with its decoding options (``decode``: the model's own
+    ``task.beam_size`` ... where not given)."""
 
-    def __init__(self, task: Task, device: str = "auto"):
+    def __init__(self, task: Task, device: str = "auto", decode: Mapping[str, Any] | None = None):
         self.task = task
+        self.decode = task.decode_settings(decode)  # (checked now: an unknown option fails at load)
         self.device = pick_device(device)
         self.task.to(self.device).eval()
 
-    def predict(self, audio: Audio | None = None, text: str | None = None) -> Any:
+    def predict(self, audio: Audio | None = None, text: str | None = None, **decode: Any) -> Any:
         """One utterance: entities as ``[start, end, text, TYPE]`` lists (NER), or the transcript (ASR);
         a task that predicts several fields gives a dict of them. Text-only models need no audio, ASR models
-        no text.
+        no text. ``decode``: decoding options for this call (``beam_size=8``).
         """
-        return self.predict_batch(None if audio is None else [audio], None if text is None else [text])[0]
+        return self.predict_batch(None if audio is None else [audio], None if text is None else [text], **decode)[0]
 
     def predict_batch(self, audios: Sequence[Audio] | None = None, texts: Sequence[str] | None = None,
-                      batch_size: int = 16, progress: bool = False) -> list[Any]:
-        """Many utterances (length-sorted batches); results in input order."""
+                      batch_size: int = 16, progress: bool = False, **decode: Any) -> list[Any]:
+        """Many utterances (length-sorted batches); results in input order. ``decode``: as for ``predict``."""
         n = len(audios) if audios is not None else len(texts) if texts is not None else 0
         if (audios is not None and len(audios) != n) or (texts is not None and len(texts) != n):
             raise SnluError(f"predict_batch: {len(audios)} audios but {len(texts)} texts")
@@ -52,7 +57,8 @@ class Model:
             raise SnluError("this model reads audio: pass audio (a path or a 16 kHz float array)")
         utts = [self._utterance(audios[i] if audios is not None else None, texts[i] if texts is not None else "", i)
                 for i in range(n)]
-        preds = predict_utterances(self.task, utts, batch_size, self.device, progress=progress)
+        preds = predict_utterances(self.task, utts, batch_size, self.device, progress=progress,
+                                   decode={**self.decode, **decode})
         return [self._result(u, p) for u, p in zip(utts, preds)]
 
     def _utterance(self, audio: Audio | None, text: str, i: int) -> Utterance:
@@ -74,6 +80,8 @@ class Model:
         self.task.save(Path(out))
 
 
-def load(model_dir: str | Path, device: str = "auto") -> Model:
-    """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda)."""
-    return Model(Task.load(model_dir), device)
+def load(model_dir: str | Path, device: str = "auto", **decode: Any) -> Model:
+    """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda);
+    ``decode``: decoding options instead of the model's own (asr, e2e_ner: ``beam_size``; e2e_ner:
+    ``marker_bonus``), an unknown one an SnluError naming it and the task."""
+    return Model(Task.load(model_dir), device, decode)

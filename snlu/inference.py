@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,11 @@ from snlu.tasks.base import Task
 
 @torch.no_grad()
 def predict_utterances(task: Task, utts: Sequence[Utterance], batch_size: int, device: str | torch.device,
-                       num_workers: int = 0, progress: bool = True, desc: str = "predict") -> list[Any]:
-    """One prediction per utterance, in the order of ``utts``; batches are length-sorted (little padding)."""
+                       num_workers: int = 0, progress: bool = True, desc: str = "predict",
+                       decode: Mapping[str, Any] | None = None) -> list[Any]:
+    """One prediction per utterance, in the order of ``utts``; batches are length-sorted (little padding).
+    ``decode``: decoding options (``beam_size``...) instead of the model's own (``Task.decode_settings``)."""
+    options = task.decode_settings(decode)  # (first: an unknown option fails before any work)
     device = pick_device(device) if isinstance(device, str) else device
     task.to(device).eval()
     # The model never sees the gold: predictions cannot depend on it, and gold types the model does not
@@ -40,7 +43,7 @@ def predict_utterances(task: Task, utts: Sequence[Utterance], batch_size: int, d
     preds: list[Any] = []
     with tqdm(total=len(inputs), desc=desc, unit="utt", leave=False, mininterval=1.0, disable=not progress) as bar:
         for batch in loader:
-            preds.extend(task.predict(to_device(batch, device)))
+            preds.extend(task.predict(to_device(batch, device), **options))
             bar.update(len(batch["utts"]))
     restored: list[Any] = [None] * len(inputs)
     for i, p in zip(order, preds):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,13 @@ def tag_transcripts(ner: Task, utts: Sequence[Utterance], transcripts: Sequence[
 
 
 def transcribe_and_tag(ner: Task, asr: Task, utts: Sequence[Utterance], batch_size: int, device: str = "auto",
-                       num_workers: int = 0, progress: bool = True) -> list[Result]:
-    """Transcribe with ``asr``, then tag the transcripts with ``ner``; one result per utterance, in order."""
+                       num_workers: int = 0, progress: bool = True,
+                       decode: Mapping[str, Any] | None = None) -> list[Result]:
+    """Transcribe with ``asr`` (``decode``: its decoding options, e.g. ``{"beam_size": 4}``, instead of its own),
+    then tag the transcripts with ``ner``; one result per utterance, in order."""
     check_models(ner, asr)
-    transcripts = predict_utterances(asr, utts, batch_size, device, num_workers, progress, desc="transcribe")
+    transcripts = predict_utterances(asr, utts, batch_size, device, num_workers, progress, desc="transcribe",
+                                     decode=decode)
     return tag_transcripts(ner, utts, transcripts, batch_size, device, num_workers, progress)
 
 

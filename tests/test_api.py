@@ -1,17 +1,25 @@
-"""``snlu.load``: identical predictions in a new process, from a path or an array, after ``save``; cheap import."""
+"""``snlu.load``: identical predictions in a new process, from a path or an array, after ``save``; decoding options
+at load and per call; cheap import."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import processes
 import pytest
+import torch
 from safetensors.torch import load_file
 
 import snlu
+import snlu.run
 from snlu.core.errors import SnluError
 from snlu.data.audio import read_wav
+from snlu.heads.ctc import CTCHead, prefix_beam_search
+from snlu.inference import make_utterance
+
+RECIPES = Path(__file__).parents[1] / "recipes"
 
 
 def inputs_of(run, demo_dir):
@@ -73,6 +81,49 @@ def test_bad_calls_are_snlu_errors(random_run, demo_dir):
         model.predict(str(demo_dir / "missing.wav"), texts[0])
     with pytest.raises(SnluError, match="not a saved model"):
         snlu.load(demo_dir)
+
+
+@pytest.fixture(scope="module")
+def asr_model(tmp_path_factory, tiny, demo_overrides):
+    """A tiny asr model at its random initialisation (a wide spread of CTC posteriors), saved as training saves
+    ``best/``; its recipe decodes with the best path (task.beam_size 1)."""
+    cfg = snlu.run.load(RECIPES / "asr_pretrain.yaml", [*tiny, *demo_overrides])
+    out = tmp_path_factory.mktemp("asr_model") / "best"
+    snlu.run.build(cfg).task.save(out)
+    return out
+
+
+def test_load_with_a_beam_decodes_with_that_beam(asr_model, demo_dir):
+    wavs = sorted((demo_dir / "wav").glob("DEMO_TEST_*.wav"))
+    saved = (asr_model / "config.yaml").read_bytes()
+    model = snlu.load(asr_model, device="cpu", beam_size=4)
+    assert model.decode == {"beam_size": 4}
+    # the reference: each utterance's CTC log-probabilities searched directly by prefix_beam_search (and greedily)
+    task, beam4, greedy = model.task, [], []
+    for w in wavs:
+        batch = task.processor.collate([task.processor.prepare(make_utterance("", w, w.stem, str(w), True))])
+        with torch.no_grad():
+            logits, lengths = task(batch)
+        beam4.append(task.vocab.decode(prefix_beam_search(logits[0, : lengths[0]].log_softmax(-1), 4)))
+        greedy.append(task.vocab.decode(CTCHead.greedy_decode(logits, lengths)[0]))
+    assert beam4 != greedy  # (the comparison tells a beam of 4 from the best path)
+    assert model.predict_batch(wavs, batch_size=1) == beam4
+    assert [model.predict(w, beam_size=1) for w in wavs] == greedy  # one call's option
+    assert snlu.load(asr_model, device="cpu").predict_batch(wavs, batch_size=1) == greedy  # the recipe's beam
+    assert (asr_model / "config.yaml").read_bytes() == saved and task.cfg.task.beam_size == 1  # never changed
+
+
+def test_unknown_or_bad_decoding_options_are_snlu_errors(asr_model, random_run):
+    with pytest.raises(SnluError, match=r"^decoding option 'marker_bonus': task 'asr' has no such option \(its "
+                                        r"options: beam_size\)$"):
+        snlu.load(asr_model, device="cpu", marker_bonus=2.0)
+    with pytest.raises(SnluError, match=r"^decoding option 'beam_size': must be >= 1, got 0$"):
+        snlu.load(asr_model, device="cpu", beam_size=0)
+    with pytest.raises(SnluError, match=r"^decoding option 'beam_size': expected int, got '4'$"):
+        snlu.load(asr_model, device="cpu").predict_batch([], beam_size="4")
+    with pytest.raises(SnluError, match=r"^decoding option 'beam_size': task 'spoken_ner' has no such option \(its "
+                                        r"options: none\)$"):
+        snlu.load(random_run, device="cpu", beam_size=4)
 
 
 def test_import_snlu_is_cheap_and_load_is_lazy():

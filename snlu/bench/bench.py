@@ -170,13 +170,14 @@ def flops(trainer: Trainer, batches: list[dict[str, Any]], compute_seconds: floa
 def inference(trainer: Trainer, batches: list[dict[str, Any]]) -> dict[str, float]:
     """Prediction throughput (eval mode, no gradients) on batches of the training batch size."""
     task, device = trainer.task, trainer.device
+    decode = task.decode_settings()  # the recipe's (task.beam_size ...), as its dev/test evaluation decodes
     task.eval()
     with trainer.autocast():
-        task.predict(to_device(batches[0], device))  # warm-up
+        task.predict(to_device(batches[0], device), **decode)  # warm-up
         sync(device)
         start = time.perf_counter()
         for b in batches:
-            task.predict(to_device(b, device))
+            task.predict(to_device(b, device), **decode)
         sync(device)
     seconds = time.perf_counter() - start
     task.train()

@@ -17,9 +17,9 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import open_dict
 
 from snlu.cli.common import run_main
 from snlu.core.errors import SnluError
@@ -39,38 +39,33 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (default 0)")
     p.add_argument("--beam-size", type=int, metavar="N",
-                   help="CTC decoding of asr/e2e_ner models: 1 best path, N > 1 prefix beam search (default: the "
-                        "model's task.beam_size)")
+                   help="CTC decoding of asr/e2e_ner models (with --asr-model: of the ASR model): 1 best path, N > 1 "
+                        "prefix beam search (default: the model's task.beam_size)")
     p.add_argument("--marker-bonus", type=float, metavar="B",
                    help="e2e_ner models: add B to the entity markers' logits before decoding (default: the model's "
                         "task.marker_bonus, 0)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-def set_marker_bonus(task: Task, bonus: float | None) -> None:
-    """Decode an ``e2e_ner`` model with a marker insertion bonus instead of the saved ``task.marker_bonus``."""
-    if bonus is None:
-        return
-    if task.cfg.task.name != "e2e_ner":
-        raise SnluError(f"--marker-bonus: task '{task.cfg.task.name}' has no entity markers (e2e_ner has)")
-    with open_dict(task.cfg.task):  # a model saved before the option has no such key
-        task.cfg.task.marker_bonus = bonus
+DECODE_FLAGS = {"beam_size": "--beam-size", "marker_bonus": "--marker-bonus"}  # decoding option -> its flag
 
 
-def set_beam(task: Task, beam_size: int | None, flag: str = "--beam-size") -> None:
-    """Decode with ``beam_size`` instead of the saved ``task.beam_size`` (CTC-decoding tasks only)."""
-    if beam_size is None:
-        return
-    if beam_size < 1:
-        raise SnluError(f"{flag} must be >= 1, got {beam_size}")
-    if "beam_size" not in task.cfg.task:
-        raise SnluError(f"{flag}: task '{task.cfg.task.name}' does not decode with CTC (asr and e2e_ner do)")
-    task.cfg.task.beam_size = beam_size
+def decode_args(args: argparse.Namespace, task: Task) -> dict[str, Any]:
+    """The decoding options given on the command line, for ``task`` (which must have them): they replace the
+    model's own for this command only; the saved model is not changed."""
+    given = {k: getattr(args, k) for k in DECODE_FLAGS if getattr(args, k, None) is not None}
+    for key in given:
+        if key not in task.decode_options:
+            raise SnluError(f"{DECODE_FLAGS[key]}: task '{task.cfg.task.name}' has no decoding option {key} (its "
+                            f"options: {', '.join(task.decode_options) or 'none'})")
+    return given
 
 
 def check_args(args: argparse.Namespace) -> None:
     if args.batch_size < 1 or args.num_workers < 0:
         raise SnluError("--batch-size must be >= 1 and --num-workers >= 0")
+    if args.beam_size is not None and args.beam_size < 1:
+        raise SnluError(f"--beam-size must be >= 1, got {args.beam_size}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SnluError("--device cuda: no CUDA device is available")
 
@@ -81,13 +76,12 @@ def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
     ``(task, utterances, predictions)``."""
     check_args(args)
     task = Task.load(args.model_dir)
-    set_beam(task, args.beam_size)
-    set_marker_bonus(task, args.marker_bonus)
+    decode = decode_args(args, task)
     utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
     if check is not None:
         check(task, utts)
     started = time.perf_counter()
-    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers)
+    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers, decode=decode)
     log.info("%d utterances predicted in %.1f s", len(utts), time.perf_counter() - started)
     return task, utts, preds
 
@@ -115,11 +109,12 @@ def predict_pipeline(args: argparse.Namespace) -> int:
 
     check_args(args)
     ner, asr = Task.load(args.model_dir), Task.load(args.asr_model)
-    set_beam(asr, args.beam_size)
     pipeline.check_models(ner, asr)
+    decode = decode_args(args, asr)  # the flags decode the ASR model's transcripts
     utts = read_inputs(args.data, asr, args.audio_dir)  # audio only: a list may hold bare audio paths
     started = time.perf_counter()
-    results = pipeline.transcribe_and_tag(ner, asr, utts, args.batch_size, args.device, args.num_workers)
+    results = pipeline.transcribe_and_tag(ner, asr, utts, args.batch_size, args.device, args.num_workers,
+                                          decode=decode)
     log.info("%d utterances transcribed and tagged in %.1f s", len(utts), time.perf_counter() - started)
     pipeline.write_predictions(args.output, utts, results)
     log.info("wrote %s", args.output)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from snlu.core.checks import positive
+from snlu.core.errors import SnluError
 from snlu.core.tensors import pad
 from snlu.data.processor import AudioFeatures, Processor
 from snlu.data.units import Units, UnitsConfig, build_units
@@ -51,8 +52,10 @@ class ASRProcessor(Processor):
 
 @dataclasses.dataclass
 class ASRConfig(UnitsConfig):
-    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam. The output
-    units: ``units`` (char | sentencepiece), ``sp_type``, ``sp_vocab_size``, ``sp_model`` (snlu.data.units)."""
+    """``beam_size``: 1 decodes the best path; more runs CTC prefix beam search with that beam (the run's dev/test
+    decoding and a loaded model's default: ``snlu.load(dir, beam_size=N)`` and ``--beam-size`` choose another).
+    The output units: ``units`` (char | sentencepiece), ``sp_type``, ``sp_vocab_size``, ``sp_model``
+    (snlu.data.units)."""
 
     beam_size: int = 1
 
@@ -69,6 +72,7 @@ class ASRTask(Task):
     main_metric = "cer"
     higher_is_better = False
     uses_text = False
+    decode_options = {"beam_size": 1}
 
     def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True):
         super().__init__(cfg, vocab)
@@ -97,10 +101,14 @@ class ASRTask(Task):
         loss = self.ctc_head.loss(logits, lengths, batch["char_ids"], batch["char_lengths"])
         return loss, {"ctc": loss.item()}
 
-    def predict(self, batch: dict[str, Any]) -> list[str]:
+    def check_decode(self, options: dict[str, Any]) -> None:
+        if options["beam_size"] < 1:
+            raise SnluError(f"decoding option 'beam_size': must be >= 1, got {options['beam_size']}")
+
+    def predict(self, batch: dict[str, Any], beam_size: int = 1) -> list[str]:
+        """The transcripts: the best path (``beam_size`` 1) or CTC prefix beam search with that beam."""
         logits, lengths = self(batch)
-        beam = self.cfg.task.get("beam_size", 1)  # models saved before the option decode greedily
-        return [self.vocab.decode(ids) for ids in CTCHead.decode(logits, lengths, beam)]
+        return [self.vocab.decode(ids) for ids in CTCHead.decode(logits, lengths, beam_size)]
 
     def evaluate(self, utts: list[Utterance], preds: list[str]) -> dict[str, Any]:
         return cer([u.sentence for u in utts], preds)

@@ -1,8 +1,9 @@
 """What the trainer talks to: a task is the model (built from the recipe's component sections), its data
 processor and its I/O, three parts in three places:
 
-- the model, this class (an ``nn.Module``): ``training_step`` (loss and its terms), ``predict``, ``evaluate``,
-  which of its parts to compile (``to_compile``), and its parameters grouped for the optimiser (``param_groups``);
+- the model, this class (an ``nn.Module``): ``training_step`` (loss and its terms), ``predict`` (with its decoding
+  options as arguments: ``decode_options``), ``evaluate``, which of its parts to compile (``to_compile``), and its
+  parameters grouped for the optimiser (``param_groups``);
 - the data processor, ``task.processor`` (snlu/data/processor.py): ``prepare``, ``collate``, ``length``; no
   weights, so it is what data-loader workers get;
 - task I/O (snlu/tasks/io.py): ``save``, ``load``, weight checks, ``audio_encoder.init_from``.
@@ -43,6 +44,9 @@ class Task(nn.Module):
     tie_metric: ClassVar[tuple[str, bool] | None] = None
     uses_audio: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True  # False: the transcript is only a target (ASR), prediction needs audio alone
+    # The keyword arguments of ``predict`` (how a trained model decodes, not what it learnt) and their defaults;
+    # a recipe's ``task`` section may set them for its run's dev/test evaluation (``task.beam_size``).
+    decode_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True):
         super().__init__()
@@ -91,9 +95,28 @@ class Task(nn.Module):
         """Total loss and the value of each term (for logging)."""
         raise NotImplementedError
 
-    def predict(self, batch: dict[str, Any]) -> list[Any]:
-        """One prediction per utterance of the batch, in batch order."""
+    def predict(self, batch: dict[str, Any], **decode: Any) -> list[Any]:
+        """One prediction per utterance of the batch, in batch order; ``decode``: the ``decode_options``."""
         raise NotImplementedError
+
+    def decode_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The keyword arguments for ``predict``: each of ``decode_options`` as the recipe's ``task`` section sets
+        it (its default where the section has no such key: a model saved before the option), then ``overrides``.
+        An unknown option or a value of the wrong type is an SnluError naming it and the task."""
+        out = {k: self.cfg.task.get(k, v) for k, v in self.decode_options.items()}
+        for key, value in (overrides or {}).items():
+            if key not in out:
+                raise SnluError(f"decoding option '{key}': task '{self.cfg.task.name}' has no such option (its "
+                                f"options: {', '.join(self.decode_options) or 'none'})")
+            kind = type(self.decode_options[key])
+            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+                raise SnluError(f"decoding option '{key}': expected {kind.__name__}, got {value!r}")
+            out[key] = value
+        self.check_decode(out)
+        return out
+
+    def check_decode(self, options: dict[str, Any]) -> None:
+        """Raise SnluError for decoding option values the task cannot decode with (subclasses add theirs)."""
 
     def evaluate(self, utts: list[Utterance], preds: list[Any]) -> dict[str, Any]:
         """Metrics of ``preds`` against the gold of ``utts``; must contain ``main_metric``."""

@@ -90,7 +90,8 @@ class E2ENERConfig(UnitsConfig):
     units: ``units`` (char | sentencepiece), ``sp_type``, ``sp_vocab_size``, ``sp_model`` (snlu.data.units).
     ``marker_bonus``: added to the entity markers' logits before decoding, as an ASR decoder adds a word
     insertion bonus: > 0 lets a model that ranks markers second (behind blank or a character) emit them; tune it
-    on dev (``snlu-eval --marker-bonus B``). 0 (the default) decodes the model's own posteriors."""
+    on dev (``snlu-eval --marker-bonus B``). 0 (the default) decodes the model's own posteriors. Both are the
+    run's dev/test decoding and a loaded model's default; ``snlu.load(dir, marker_bonus=B)`` chooses another."""
 
     beam_size: int = 1
     marker_bonus: float = 0.0
@@ -107,6 +108,7 @@ class E2ENERTask(ASRTask):
     main_metric = "f1"
     higher_is_better = True
     tie_metric = ("pred", True)  # while F1 is still 0: the epoch that emits the most entities is furthest along
+    decode_options = {**ASRTask.decode_options, "marker_bonus": 0.0}
 
     def __init__(self, cfg: DictConfig, vocab: Units, markers: Markers, load_weights: bool = True):
         super().__init__(cfg, vocab, load_weights)
@@ -135,13 +137,14 @@ class E2ENERTask(ASRTask):
         super().save_assets(out)
         (out / "markers.json").write_text(json.dumps(self.markers, ensure_ascii=False), encoding="utf-8")
 
-    def predict(self, batch: dict[str, Any]) -> list[tuple[str, list[Span]]]:
+    def predict(self, batch: dict[str, Any], beam_size: int = 1,
+                marker_bonus: float = 0.0) -> list[tuple[str, list[Span]]]:
+        """(transcript, entities) per utterance; ``marker_bonus`` is added to the markers' logits first."""
         logits, lengths = self(batch)
-        bonus = self.cfg.task.get("marker_bonus", 0.0)  # models saved before the option: none
-        if bonus:
+        if marker_bonus:
             logits = logits.clone()
-            logits[..., self.marker_ids] += bonus
-        ids = CTCHead.decode(logits, lengths, self.cfg.task.beam_size)
+            logits[..., self.marker_ids] += marker_bonus
+        ids = CTCHead.decode(logits, lengths, beam_size)
         return [strip_markers(self.vocab.decode(i), self.markers) for i in ids]
 
     def evaluate(self, utts: list[Utterance], preds: list[tuple[str, list[Span]]]) -> dict[str, Any]:

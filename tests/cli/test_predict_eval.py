@@ -110,9 +110,10 @@ def test_asr_model_writes_transcripts(tmp_path, tiny, demo_overrides, demo_dir, 
     # --beam-size: prefix beam search instead of the saved best path; its transcripts equal the library's
     beam = tmp_path / "beam.jsonl"
     assert predict.main([str(run), "--data", str(listing), "--output", str(beam), "--beam-size", "3"]) == 0
-    task = snlu.load(run, device="cpu")
-    task.task.cfg.task.beam_size = 3
-    assert [x["prediction"] for x in read_jsonl(beam)] == [task.predict(w) for w in wavs]
+    model = snlu.load(run, device="cpu", beam_size=3)
+    assert [x["prediction"] for x in read_jsonl(beam)] == [model.predict(w) for w in wavs]
+    with pytest.raises(SnluError, match=r"^--marker-bonus: task 'asr' has no decoding option marker_bonus"):
+        predict.main([str(run), "--data", str(listing), "--output", str(beam), "--marker-bonus", "1"])
     with pytest.raises(SnluError, match=r"^--beam-size must be >= 1, got 0$"):
         predict.main([str(run), "--data", str(listing), "--output", str(beam), "--beam-size", "0"])
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from snlu.cli.predict import set_marker_bonus
+from snlu.cli.predict import decode_args
 from snlu.cli.train import main
 from snlu.core.errors import SnluError
 from snlu.data.cnerta import AudioIndex, read_cnerta
@@ -73,15 +73,19 @@ def test_recipe_trains_saves_reloads_and_scores(tmp_path, tiny, demo_overrides, 
     assert [[text, [list(s) for s in spans]] for text, spans in again] == \
         [[x["prediction"], [[s, e, t] for s, e, _, t in x["entity"]]] for x in lines]
     # a decode-time marker bonus: 0 changes nothing; one that outweighs every other unit makes every frame a
-    # marker, so no character (and no entity, which needs text between its markers) is left
-    set_marker_bonus(task, 0.0)
-    assert predict_utterances(task, test, 2, "cpu", progress=False) == again
-    set_marker_bonus(task, 1e4)
-    assert task.cfg.task.marker_bonus == 1e4
-    assert predict_utterances(task, test, 2, "cpu", progress=False) == [("", [])] * len(test)
+    # marker, so no character (and no entity, which needs text between its markers) is left; the model's own
+    # options stay as saved
+    assert predict_utterances(task, test, 2, "cpu", progress=False, decode={"marker_bonus": 0.0}) == again
+    assert predict_utterances(task, test, 2, "cpu", progress=False, decode={"marker_bonus": 1e4}) == \
+        [("", [])] * len(test)
+    assert task.cfg.task.marker_bonus == 0.0 and task.decode_settings() == {"beam_size": 3, "marker_bonus": 0.0}
 
 
-def test_marker_bonus_flag_refuses_tasks_without_markers():
-    task = SimpleNamespace(cfg=OmegaConf.create({"task": {"name": "asr", "beam_size": 1}}))
-    with pytest.raises(SnluError, match=r"^--marker-bonus: task 'asr' has no entity markers"):
-        set_marker_bonus(task, 2.0)
+def test_decoding_flags_refuse_tasks_without_the_option():
+    args = SimpleNamespace(beam_size=None, marker_bonus=2.0)
+    task = SimpleNamespace(cfg=OmegaConf.create({"task": {"name": "asr", "beam_size": 1}}),
+                           decode_options={"beam_size": 1})
+    with pytest.raises(SnluError, match=r"^--marker-bonus: task 'asr' has no decoding option marker_bonus \(its "
+                                        r"options: beam_size\)$"):
+        decode_args(args, task)
+    assert decode_args(SimpleNamespace(beam_size=4, marker_bonus=None), task) == {"beam_size": 4}
