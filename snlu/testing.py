@@ -175,9 +175,9 @@ def _alignment(lengths: Sequence[int], chars: Sequence[int], t: int) -> Tensor:
 
 
 def check_fusion(component: str | type, options: dict[str, Any] | None = None, invalid: Iterable[dict] = (),
-                 text_dim: int = 32, audio_dim: int = 16, intermediate_size: int = 64, vocab_size: int = 6,
-                 seed: int = 0) -> None:
-    """A fusion: built as ``cls(cfg, text_dim, audio_dim, intermediate_size)``; its class attribute
+                 text_dim: int = 32, audio_dim: int = 16, intermediate_size: int = 64, text_heads: int = 4,
+                 vocab_size: int = 6, seed: int = 0) -> None:
+    """A fusion: built as ``cls(cfg, text_dim, audio_dim, intermediate_size, text_heads)``; its class attribute
     ``consumes`` names what it reads of what the spoken-NER task offers
     (``snlu.tasks.views.VIEWS``). ``forward(text, text_mask, frames, frame_mask, tokens, **others)`` gets text
     (B, N, Dt), text_mask (B, N) bool True on real pieces, frames (B, T, Da), frame_mask (B, T), tokens (B, N, Da)
@@ -185,7 +185,8 @@ def check_fusion(component: str | type, options: dict[str, Any] | None = None, i
     ``ctc_posteriors`` (B, T, V), ``alignment`` (B, T) long (-1: blank or padding); it returns (B, N, Dt). Every
     float input it consumes must get a gradient, and none in the padding."""
     with _seeded(seed):
-        fusion, what = _build(FUSIONS, component, options, invalid, text_dim, audio_dim, intermediate_size)
+        fusion, what = _build(FUSIONS, component, options, invalid, text_dim, audio_dim, intermediate_size,
+                              text_heads)
         wants = _consumes("fusion", fusion, FUSION_DEFAULT, tuple(VIEWS), what)
         n, t, lens_n, lens_t = 7, 20, [7, 4], [20, 11]
         text = torch.randn(2, n, text_dim)

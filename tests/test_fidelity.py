@@ -14,7 +14,6 @@ from snlu.data.labels import LabelSet
 from snlu.data.vocab import CharVocab
 from snlu.optim.build import build_optimizer
 from snlu.registry import FUSIONS, TASKS
-from snlu.tasks.spoken_ner import follow_text_encoder
 
 RAW = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
 SENTENCES = ["北京大学在海淀", "上海市政府", "张三去了广州"]
@@ -88,10 +87,8 @@ def test_fusion_heads_follow_the_text_encoder(reference):
     bert = task.text_encoder.model.config
     assert block.heads == bert.num_attention_heads and block.q.out_features // block.heads == 64
 
-    class Bert768:  # the reference's bert-base-chinese: a default BertConfig() fusion has 12 heads of 64
-        num_heads, dim = 12, 768
-
-    fusion = FUSIONS.build(follow_text_encoder(cfg.fusion, Bert768), 768, 256, 3072)
+    # the reference's bert-base-chinese (12 heads, 768 wide): a default BertConfig() fusion has 12 heads of 64
+    fusion = FUSIONS.build(cfg.fusion, 768, 256, 3072, 12)
     assert fusion.block.heads == 12 and fusion.block.q.out_features // fusion.block.heads == 64
     assert build("fusion.num_heads=4")[1].fusion.block.heads == 4
 

@@ -35,7 +35,7 @@ class GateFusion(Fusion):
 
     consumes = ("frames",)
 
-    def __init__(self, cfg, text_dim, audio_dim, intermediate_size):
+    def __init__(self, cfg, text_dim, audio_dim, intermediate_size, text_heads):
         super().__init__()
         self.gate = nn.Linear(audio_dim, text_dim)
         self.scale = cfg.scale

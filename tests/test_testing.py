@@ -43,7 +43,7 @@ class MeanAudioFusion(Fusion):
 
     consumes = ("frames",)
 
-    def __init__(self, cfg, text_dim, audio_dim, intermediate_size):
+    def __init__(self, cfg, text_dim, audio_dim, intermediate_size, text_heads):
         super().__init__()
         self.proj = nn.Linear(audio_dim, text_dim)
         self.scale = cfg.scale

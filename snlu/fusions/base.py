@@ -1,6 +1,8 @@
 """The fusion contract and the BERT-style cross-attention block that ``raw`` and ``tokenized`` share.
 
-A fusion gets the text states H_t (B, N, Dt) with their mask, the audio frames H_a (B, T, Da) with
+A fusion is built as ``cls(cfg, text_dim, audio_dim, intermediate_size, text_heads)``: the text encoder's hidden
+size, the audio encoder's, and the text encoder's feed-forward size and attention head count (what its options'
+nulls follow). It gets the text states H_t (B, N, Dt) with their mask, the audio frames H_a (B, T, Da) with
 their mask, and what else it consumes (``consumes``): the audio tokens A_tok (B, N, Da) already pooled to the
 text's word pieces, the CTC logits or posteriors, the CTC forced alignment (the task's offer:
 snlu/tasks/views.py). It returns one vector per word piece, (B, N, Dt). The classifier then sees [H_t; F].

@@ -28,7 +28,7 @@ class ConcatFusion(Fusion):
 
     consumes = ("tokens",)
 
-    def __init__(self, cfg: ConcatConfig, text_dim: int, audio_dim: int, intermediate_size: int):
+    def __init__(self, cfg: ConcatConfig, text_dim: int, audio_dim: int, intermediate_size: int, text_heads: int):
         super().__init__()
         self.audio_proj = nn.Sequential(nn.Linear(audio_dim, text_dim), nn.Tanh())
         self.linear = nn.Linear(2 * text_dim, text_dim)

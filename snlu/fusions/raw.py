@@ -14,12 +14,11 @@ class RawFusion(Fusion):
 
     consumes = ("frames",)
 
-    def __init__(self, cfg: FusionConfig, text_dim: int, audio_dim: int, intermediate_size: int):
+    def __init__(self, cfg: FusionConfig, text_dim: int, audio_dim: int, intermediate_size: int, text_heads: int):
         super().__init__()
         inter = cfg.intermediate_size or intermediate_size
-        if cfg.num_heads is None:
-            raise ValueError("fusion.num_heads: null must be resolved by the task (the text encoder's heads)")
-        self.block = CrossAttentionBlock(text_dim, audio_dim, cfg.num_heads, cfg.dropout, inter)
+        heads = text_heads if cfg.num_heads is None else cfg.num_heads  # null: the text encoder's
+        self.block = CrossAttentionBlock(text_dim, audio_dim, heads, cfg.dropout, inter)
 
     def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor | None
                 ) -> Tensor:

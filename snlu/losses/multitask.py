@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 from torch import Tensor, nn
 
@@ -28,16 +29,23 @@ class MultitaskLoss(nn.Module):
 
     def __init__(self, cfg: MultitaskConfig):
         super().__init__()
-        self.coefs = {"text_crf": 1.0, "audio_crf": cfg.audio_crf_coef, "ctc": cfg.ctc_coef}
+        self.coefs = self.coefficients(cfg)
+
+    @staticmethod
+    def coefficients(cfg: MultitaskConfig) -> dict[str, float]:
+        """Each term's weight (a term not named here weighs 1)."""
+        return {"text_crf": 1.0, "audio_crf": cfg.audio_crf_coef, "ctc": cfg.ctc_coef}
+
+    @classmethod
+    def active_terms(cls, cfg: MultitaskConfig, terms: Iterable[str]) -> list[str]:
+        """The ``terms`` computed at all, from the config alone: a zero coefficient lets the task skip the work."""
+        coefs = cls.coefficients(cfg)
+        return [t for t in terms if coefs.get(t, 1.0) > 0]
 
     @classmethod
     def optimizer_groups(cls, cfg: MultitaskConfig, group: str) -> list[str]:
         """No parameters: in no optimiser group."""
         return []
-
-    def active(self, term: str) -> bool:
-        """Whether a term is computed at all (lets a task skip work for a zero coefficient)."""
-        return self.coefs.get(term, 1.0) > 0
 
     def forward(self, terms: dict[str, Tensor]) -> Tensor:
         return sum(self.coefs.get(name, 1.0) * value for name, value in terms.items())

@@ -133,10 +133,16 @@ class Task(nn.Module):
     # ------------------------------------------------------------------ optimiser groups
 
     @classmethod
-    def check_recipe(cls, cfg: DictConfig) -> list[str]:
+    def component_classes(cls, cfg: DictConfig) -> dict[str, type]:
+        """The class each of the task's sections in ``cfg`` names: the one lookup a check or a build makes."""
+        return {s: r.get(str(cfg[s].name), key=f"{s}.name").cls for s, r in cls.components.items() if s in cfg}
+
+    @classmethod
+    def check_recipe(cls, cfg: DictConfig, classes: Mapping[str, type] | None = None) -> list[str]:
         """What a validated recipe can be checked for before any data is read: every optimiser group the
         task will have needs a learning rate, and ``optim.groups`` names the task's sections. Raises
-        ConfigError naming the key; returns warnings (subclasses add theirs)."""
+        ConfigError naming the key; returns warnings (subclasses add theirs). ``classes``: the
+        ``component_classes`` of ``cfg``, when the caller has them."""
         mapping = cfg.optim.get("groups") or {}
         for section in mapping:
             if section not in cls.components:
@@ -144,7 +150,7 @@ class Task(nn.Module):
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise ConfigError(f"optim.groups.{section}: not a section of task '{cfg.task.name}'{hint} "
                                   f"(sections: {', '.join(cls.components)})")
-        groups = cls.expected_groups(cfg)
+        groups = cls.expected_groups(cfg, classes)
         for group, sections in groups.items():
             if group not in cfg.optim.lrs:
                 raise ConfigError(f"optim.lrs.{group}: missing learning rate for parameter group '{group}' (of "
@@ -153,18 +159,18 @@ class Task(nn.Module):
         return []
 
     @classmethod
-    def expected_groups(cls, cfg: DictConfig) -> dict[str, list[str]]:
+    def expected_groups(cls, cfg: DictConfig, classes: Mapping[str, type] | None = None) -> dict[str, list[str]]:
         """Group -> sections whose parameters go there, from the recipe alone: a section's group is its name,
         or what ``optim.groups`` maps it to; a component class may say where its parameters go from its config
         (``optimizer_groups(cfg, group)``: none for a frontend without weights, the CRF classifier elsewhere)."""
         mapping = cfg.optim.get("groups") or {}
+        classes = classes if classes is not None else cls.component_classes(cfg)
         out: dict[str, list[str]] = {}
         for section in ordered_sections(cls.components, mapping):
             if section not in cfg:
                 continue
             own = mapping.get(section, section)
-            component = cls.components[section].get(str(cfg[section].name)).cls
-            hook = getattr(component, "optimizer_groups", None)
+            hook = getattr(classes[section], "optimizer_groups", None)
             for group in hook(cfg[section], own) if hook else [own]:
                 out.setdefault(group, []).append(section)
         return out

@@ -6,12 +6,14 @@
 
 The fusion and the audio tokenizer get the audio representations they consume (snlu/tasks/views.py: frames, CTC
 logits or posteriors, the CTC forced alignment, tokens); a batch computes only those and what an active loss
-needs (at inference the raw fusion runs no CTC head and no tokenizer).
+needs (at inference the raw fusion runs no CTC head and no tokenizer). What each component consumes and which
+loss terms are on is read from the recipe once (``Wiring``): by the recipe check, and once per build.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -45,14 +47,50 @@ from snlu.tasks.views import (
 
 TOKENIZER_OFFERS = tuple(v for v in VIEWS if v != "tokens")  # (a tokenizer makes the tokens)
 CTC_VIEWS = {"ctc_logits", "ctc_posteriors", "alignment"}  # what needs the CTC head
+TERMS = ("text_crf", "audio_crf", "ctc")  # the loss terms the task computes
 
 
-def follow_text_encoder(section: DictConfig, text_encoder: Any) -> DictConfig:
-    """A copy of a fusion's config with ``num_heads: null`` set to the text encoder's head count."""
-    section = section.copy()
-    if "num_heads" in section and section.num_heads is None:
-        section.num_heads = text_encoder.num_heads
-    return section
+@dataclasses.dataclass(frozen=True)
+class Wiring:
+    """What the recipe's fusion and audio tokenizer consume and which loss terms are on: from their classes and
+    the loss's config alone (a loss class without ``active_terms`` has every term on)."""
+
+    fusion: tuple[str, ...]
+    tokenizer: tuple[str, ...]
+    terms: frozenset[str]
+
+    @classmethod
+    def of(cls, cfg: DictConfig, classes: Mapping[str, type]) -> Wiring:
+        """The wiring of ``cfg`` whose sections name ``classes``; a consumed name the task does not offer is a
+        ConfigError naming the section."""
+        fusion = check_consumes("fusion", classes["fusion"], FUSION_DEFAULT, tuple(VIEWS))
+        tokenizer = check_consumes("audio_tokenizer", classes["audio_tokenizer"], TOKENIZER_DEFAULT, TOKENIZER_OFFERS)
+        hook = getattr(classes["loss"], "active_terms", None)
+        return cls(fusion, tokenizer, frozenset(hook(cfg.loss, TERMS) if hook else TERMS))
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the audio tokenizer runs: the fusion consumes its tokens, or the audio CRF loss is on."""
+        return "tokens" in self.fusion or "audio_crf" in self.terms
+
+    @property
+    def ctc(self) -> bool:
+        """Whether the CTC head runs: its loss is on, or the fusion (or a running tokenizer) consumes its outputs."""
+        return ("ctc" in self.terms or bool(CTC_VIEWS & set(self.fusion))
+                or (self.tokens and bool(CTC_VIEWS & set(self.tokenizer))))
+
+    def warnings(self, cfg: DictConfig) -> list[str]:
+        """One warning for each component nothing uses (it is never run, or never trained)."""
+        out = []
+        coef = "loss.audio_crf_coef is 0" if "audio_crf_coef" in cfg.loss else "the loss has no audio_crf term"
+        if not self.tokens:
+            out.append(f"audio_tokenizer: inert, never run: nothing consumes its tokens (fusion "
+                       f"'{cfg.fusion.name}' consumes {', '.join(self.fusion)}; {coef})")
+        if "audio_crf" not in self.terms:
+            out.append(f"audio_head: inert, never trained: the audio CRF loss is off ({coef})")
+        if not self.ctc:
+            out.append("ctc_head: inert, never run: loss.ctc_coef is 0 and nothing consumes the CTC outputs")
+        return out
 
 
 class SpokenNERProcessor(NERProcessor):
@@ -91,47 +129,30 @@ class SpokenNERTask(NERTask):
     }
 
     def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):
-        super().__init__(cfg, vocab, labels, load_weights)
-        self.frontend = AUDIO_FRONTENDS.build(cfg.frontend)
-        self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
-        da, dt = self.audio_encoder.dim, self.text_encoder.dim
-        self.ctc_head = HEADS.build(cfg.ctc_head, da, len(vocab))
-        self.audio_tokenizer = AUDIO_TOKENIZERS.build(cfg.audio_tokenizer)
-        self.fusion = FUSIONS.build(follow_text_encoder(cfg.fusion, self.text_encoder), dt, da,
-                                    self.text_encoder.intermediate_size)
-        self.text_head = HEADS.build(cfg.text_head, 2 * dt, len(labels))
-        self.audio_head = HEADS.build(cfg.audio_head, da, len(labels))
-        self.loss = LOSSES.build(cfg.loss)
-        self.fusion_consumes = check_consumes("fusion", self.fusion, FUSION_DEFAULT, tuple(VIEWS))
-        self.tokenizer_consumes = check_consumes("audio_tokenizer", self.audio_tokenizer, TOKENIZER_DEFAULT,
-                                                 TOKENIZER_OFFERS)
-        self.processor = SpokenNERProcessor(vocab, labels, self.text_encoder.tokenizer,
-                                            AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)))
+        super().__init__(cfg, vocab, labels, load_weights)  # (the text encoder)
+        c = self.component_classes(cfg)
+        self.wiring = Wiring.of(cfg, c)
+        self.frontend = c["frontend"](cfg.frontend)
+        self.audio_encoder = c["audio_encoder"](cfg.audio_encoder, self.frontend.dim)
+        text = self.text_encoder
+        da, dt = self.audio_encoder.dim, text.dim
+        self.ctc_head = c["ctc_head"](cfg.ctc_head, da, len(vocab))
+        self.audio_tokenizer = c["audio_tokenizer"](cfg.audio_tokenizer)
+        self.fusion = c["fusion"](cfg.fusion, dt, da, text.intermediate_size, text.num_heads)
+        self.text_head = c["text_head"](cfg.text_head, 2 * dt, len(labels))
+        self.audio_head = c["audio_head"](cfg.audio_head, da, len(labels))
+        self.loss = c["loss"](cfg.loss)
+        self.processor = SpokenNERProcessor(vocab, labels, text.tokenizer, AudioFeatures(c["frontend"](cfg.frontend)))
 
     def to_compile(self) -> list[nn.Module]:
         return [self.text_encoder, self.audio_encoder]
 
     @classmethod
-    def check_recipe(cls, cfg: DictConfig) -> list[str]:
+    def check_recipe(cls, cfg: DictConfig, classes: Mapping[str, type] | None = None) -> list[str]:
         """Also: what the fusion and the tokenizer consume is offered; a warning for each component nothing
         uses (the tokenizer when no fusion consumes tokens and the audio CRF loss is off, ...): it is never run."""
-        warnings = super().check_recipe(cfg)
-        fusion = check_consumes("fusion", FUSIONS.get(cfg.fusion.name).cls, FUSION_DEFAULT, tuple(VIEWS))
-        tokenizer = check_consumes("audio_tokenizer", AUDIO_TOKENIZERS.get(cfg.audio_tokenizer.name).cls,
-                                   TOKENIZER_DEFAULT, TOKENIZER_OFFERS)
-        loss = LOSSES.build(cfg.loss)
-        active = getattr(loss, "active", lambda term: True)
-        tokens = "tokens" in fusion or active("audio_crf")
-        ctc = active("ctc") or bool(CTC_VIEWS & set(fusion)) or (tokens and bool(CTC_VIEWS & set(tokenizer)))
-        coef = "loss.audio_crf_coef is 0" if "audio_crf_coef" in cfg.loss else "the loss has no audio_crf term"
-        if not tokens:
-            warnings.append(f"audio_tokenizer: inert, never run: nothing consumes its tokens (fusion "
-                            f"'{cfg.fusion.name}' consumes {', '.join(fusion)}; {coef})")
-        if not active("audio_crf"):
-            warnings.append(f"audio_head: inert, never trained: the audio CRF loss is off ({coef})")
-        if not ctc:
-            warnings.append("ctc_head: inert, never run: loss.ctc_coef is 0 and nothing consumes the CTC outputs")
-        return warnings
+        classes = classes if classes is not None else cls.component_classes(cfg)
+        return super().check_recipe(cfg, classes) + Wiring.of(cfg, classes).warnings(cfg)
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked)."""
@@ -140,13 +161,14 @@ class SpokenNERTask(NERTask):
         frames, frame_lengths = self.audio_encoder(feats, batch["feat_lengths"])  # (B, T', Da)
         audio = AudioViews(self, batch, frames, frame_lengths)  # the rest on first use
         terms: dict[str, Tensor] = {}
-        if with_losses and self.loss.active("ctc"):
+        on = self.wiring.terms if with_losses else frozenset()
+        if "ctc" in on:
             terms["ctc"] = self.ctc_head.loss(audio.ctc_logits, frame_lengths, batch["char_ids"], batch["char_lengths"])
-        if with_losses and self.loss.active("audio_crf"):
+        if "audio_crf" in on:
             tags = batch["char_tags"]  # (the mask covers the tensor's width: a batch may be padded further)
             terms["audio_crf"] = self.audio_head.loss(audio.char_tokens, tags,
                                                       lengths_mask(batch["char_lengths"], tags.shape[1]))
-        wants = self.fusion_consumes
+        wants = self.wiring.fusion
         tokens = audio.tokens if "tokens" in wants else None  # (B, P, Da)
         fused = self.fusion(text, text_mask, frames, audio.frame_mask, tokens, **audio.others(wants, FUSION_ARGS))
         features = torch.cat([text, fused], dim=-1)

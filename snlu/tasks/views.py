@@ -86,7 +86,7 @@ class AudioViews:
     @functools.cached_property
     def char_tokens(self) -> Tensor:
         """(B, C, Da): the tokenizer's vector of each transcript character."""
-        tokenizer, wants = self.task.audio_tokenizer, self.task.tokenizer_consumes
+        tokenizer, wants = self.task.audio_tokenizer, self.task.wiring.tokenizer
         logits = self.ctc_logits if "ctc_logits" in wants else None
         return self._done("tokens", tokenizer(self.frames, self.frame_lengths, logits, self.batch["char_ids"],
                                               self.batch["char_lengths"], **self.others(wants, TOKENIZER_ARGS)))

@@ -18,7 +18,7 @@ class CTCPoolFusion(Fusion):
 
     consumes = ("frames", "ctc_posteriors")
 
-    def __init__(self, cfg: object, text_dim: int, audio_dim: int, intermediate_size: int):
+    def __init__(self, cfg: object, text_dim: int, audio_dim: int, intermediate_size: int, text_heads: int):
         super().__init__()
         self.proj = nn.Linear(audio_dim, text_dim)
 

@@ -16,9 +16,14 @@ from torch import nn
 from snlu.config import load_recipe
 from snlu.core.errors import ConfigError
 from snlu.data.cnerta import AudioIndex, read_cnerta
+from snlu.data.labels import LabelSet
+from snlu.data.vocab import CharVocab
 from snlu.fusions.base import Fusion
+from snlu.losses.multitask import MultitaskLoss
 from snlu.registry import FUSIONS, TASKS
 from snlu.run import start
+from snlu.tasks import spoken_ner
+from snlu.tasks.spoken_ner import Wiring
 from snlu.tasks.views import FUSION_DEFAULT, AudioViews, consumed
 from snlu.testing import ContractError, check_fusion
 from snlu.tokenizers.align import ctc_forced_align
@@ -74,8 +79,10 @@ def test_only_what_is_consumed_or_needed_by_a_loss_is_computed(tiny, demo_overri
     task.train()
     task.training_step(batch)
     assert seen == {"ctc_head": 1, "audio_tokenizer": 1}  # the CTC loss and the audio CRF loss
-    task.loss.coefs.update(audio_crf=0.0, ctc=0.0)
-    task.training_step(batch)
+    off = load_recipe(RECIPES / "fusion_raw_all.yaml", [*tiny, *demo_overrides, "loss.audio_crf_coef=0",
+                                                        "loss.ctc_coef=0"])
+    task.wiring = Wiring.of(off, task.component_classes(off))
+    assert task.training_step(batch)[1].keys() == {"text_crf"}
     assert seen == {"ctc_head": 1, "audio_tokenizer": 1}  # no loss needs them: neither runs
 
     tokenized, batch = build(RECIPES / "fusion_tokenized_all.yaml", [*tiny, *demo_overrides], demo_dir)
@@ -84,6 +91,29 @@ def test_only_what_is_consumed_or_needed_by_a_loss_is_computed(tiny, demo_overri
     with torch.no_grad():
         tokenized.predict(batch)
     assert seen == {"ctc_head": 1, "audio_tokenizer": 1}  # the tokens need the tokenizer, which needs the logits
+
+
+def test_the_recipe_is_read_once_per_check_and_per_build(monkeypatch, tiny, demo_overrides, demo_dir):
+    """Loading a recipe checks what each component consumes once and builds no loss; building the model looks
+    the fusion up once, checks each consumption once and builds the loss once."""
+    seen: Counter = Counter()
+    get, check, loss_init = FUSIONS.get, spoken_ner.check_consumes, MultitaskLoss.__init__
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            seen.update([name if name != "consumes" else f"consumes {args[0]}"])
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(FUSIONS, "get", counted("fusion lookup", get))
+    monkeypatch.setattr(spoken_ner, "check_consumes", counted("consumes", check))
+    monkeypatch.setattr(MultitaskLoss, "__init__", counted("loss built", loss_init))
+    cfg = load_recipe(RECIPES / "fusion_tokenized_all.yaml", [*tiny, *demo_overrides])
+    assert seen == {"consumes fusion": 1, "consumes audio_tokenizer": 1, "fusion lookup": 2}  # (validation, check)
+    seen.clear()
+    task = spoken_ner.SpokenNERTask(cfg, CharVocab.build(["北京"]), LabelSet.from_types({"LOC"}), load_weights=False)
+    assert seen == {"consumes fusion": 1, "consumes audio_tokenizer": 1, "fusion lookup": 1, "loss built": 1}
+    assert task.wiring == spoken_ner.Wiring(("tokens",), ("frames", "ctc_logits"), frozenset(spoken_ner.TERMS))
 
 
 def test_views_are_what_they_say(tiny, demo_overrides, demo_dir):
@@ -136,7 +166,7 @@ def test_a_representation_not_offered_is_refused(scratch_fusions):
 
         consumes = ("ctc_probs",)
 
-        def __init__(self, cfg, text_dim, audio_dim, intermediate_size):
+        def __init__(self, cfg, text_dim, audio_dim, intermediate_size, text_heads):
             super().__init__()
 
     with pytest.raises(ConfigError, match=r"^fusion.name: .*Probs consumes 'ctc_probs', which the spoken_ner task "
@@ -151,7 +181,7 @@ def test_a_representation_not_offered_is_refused(scratch_fusions):
 
         consumes = ("frames", "ctc_posteriors")
 
-        def __init__(self, cfg, text_dim, audio_dim, intermediate_size):
+        def __init__(self, cfg, text_dim, audio_dim, intermediate_size, text_heads):
             super().__init__()
             self.proj = nn.Linear(audio_dim, text_dim)
 

@@ -43,7 +43,7 @@ class GatedCrossAttentionFusion(Fusion):
 
     consumes = ("frames",)  # frames only: the task passes tokens=None
 
-    def __init__(self, cfg: GatedConfig, text_dim: int, audio_dim: int, intermediate_size: int):
+    def __init__(self, cfg: GatedConfig, text_dim: int, audio_dim: int, intermediate_size: int, text_heads: int):
         super().__init__()
         if text_dim % cfg.num_heads:
             raise ValueError(f"fusion.num_heads: must divide the text hidden size {text_dim}, got {cfg.num_heads}")

@@ -25,7 +25,7 @@ def test_fusion_contract():
 def test_a_closed_gate_passes_the_text_alone():
     """With the gate shut (a very negative bias) the audio is ignored: F = LayerNorm(H_t)."""
     torch.manual_seed(0)
-    fusion = FUSIONS.build("gated", 32, 16, 64, config={"num_heads": 4, "gate_bias": -100.0}).eval()
+    fusion = FUSIONS.build("gated", 32, 16, 64, 4, config={"num_heads": 4, "gate_bias": -100.0}).eval()
     with torch.no_grad():
         fusion.gate.weight.zero_()
         text, frames = torch.randn(2, 5, 32), torch.randn(2, 9, 16)
@@ -44,7 +44,7 @@ def test_it_consumes_the_frames_alone_and_checks_its_config():
 
 def test_num_heads_must_divide_the_text_size():
     with pytest.raises(ValueError, match="fusion.num_heads: must divide the text hidden size 30"):
-        FUSIONS.build("gated", 30, 16, 64, config={"num_heads": 4})
+        FUSIONS.build("gated", 30, 16, 64, 4, config={"num_heads": 4})
 
 
 def test_recipe_trains_one_epoch(tmp_path, tmp_path_factory):
