@@ -14,7 +14,7 @@ index is the commit point: written last, atomically, naming a data file with a f
 interrupted build leaves only a stray data file (removed by the next build), never a cache that looks valid.
 
 The dataset attaches one :class:`FeatureCache` to its utterances (``Utterance.features``); the task checks
-it against its frontend once (``ensure``, in ``Task.fit``: builds what is missing or stale) and
+it against its frontend once (``ensure``, in ``Task.prepare``: builds what is missing or stale) and
 ``Task.prepare_audio`` then reads frames instead of decoding audio, in the data-loader workers.
 """
 

@@ -23,7 +23,7 @@ from snlu.data.utterance import Utterance
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
-from snlu.tasks.base import Task
+from snlu.tasks.audio import AudioTask
 
 
 class ASRProcessor(Processor):
@@ -65,7 +65,7 @@ class ASRConfig(UnitsConfig):
 
 
 @TASKS.register("asr", config=ASRConfig)
-class ASRTask(Task):
+class ASRTask(AudioTask):
     """Speech recognition with CTC (best path or prefix beam search), metric: character error rate."""
 
     components = {"frontend": AUDIO_FRONTENDS, "audio_encoder": AUDIO_ENCODERS, "ctc_head": HEADS}
@@ -88,7 +88,7 @@ class ASRTask(Task):
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> ASRTask:
         """A fresh model: characters of the training transcripts, or a SentencePiece model trained on them."""
         task = cls(cfg, build_units(cfg.task, (u.sentence for u in train)))
-        task.fit(train)
+        task.prepare(train)
         return task
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:

@@ -8,13 +8,15 @@ processor and its I/O, three parts in three places:
   weights, so it is what data-loader workers get;
 - task I/O (snlu/tasks/io.py): ``save``, ``load``, weight checks, ``audio_encoder.init_from``.
 
+``prepare`` runs once on the training split before training; the audio tasks' part of it (feature cache, global
+CMVN, ``init_from``) and of ``save_assets`` (``cmvn.json``) is theirs: ``AudioTask`` (snlu/tasks/audio.py).
+
 The trainer knows nothing about fusions or tokenizers; tasks know nothing about the loop.
 """
 
 from __future__ import annotations
 
 import difflib
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,8 +31,6 @@ from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import Registry
 from snlu.tasks import io
-
-log = logging.getLogger("snlu")
 
 
 class Task(nn.Module):
@@ -60,7 +60,7 @@ class Task(nn.Module):
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> Task:
         """A fresh model for ``cfg``: vocabulary (and labels) from the training split."""
         task = cls(cfg, CharVocab.build(u.sentence for u in train), **cls.assets_from_data(train))
-        task.fit(train)
+        task.prepare(train)
         return task
 
     @classmethod
@@ -68,26 +68,9 @@ class Task(nn.Module):
         """Extra constructor arguments derived from the training data (e.g. the label set)."""
         return {}
 
-    def fit(self, train: list[Utterance]) -> None:
-        """Once before training: check (or build) the dataset's feature cache for the processor's frontend, then
-        global CMVN from ``frontend.cmvn`` or the training set, then ``audio_encoder.init_from``."""
-        audio = getattr(self.processor, "audio", None)
-        frontend = getattr(self, "frontend", None)
-        cache = train[0].features if train else None
-        if audio is not None and cache is not None:
-            cache.ensure(audio.frontend)  # every split of the dataset, here in the main process, before any worker
-        if audio is not None and frontend is not None and frontend.cfg.norm == "global":
-            if getattr(frontend.cfg, "cmvn", None):
-                frontend.load_cmvn(Path(frontend.cfg.cmvn))
-                log.info("global CMVN: read from %s", frontend.cfg.cmvn)
-            else:
-                from tqdm import tqdm
-
-                frontend.fit_cmvn(audio.features(u)[0]
-                                  for u in tqdm(train, desc="global CMVN", leave=False, mininterval=1.0))
-        init = self.cfg.get("audio_encoder", {}).get("init_from")
-        if init:
-            io.init_audio_from(self, Path(init))
+    def prepare(self, train: list[Utterance]) -> None:
+        """Once, before training, on the training split: what the task derives from it beyond its constructor
+        arguments (the audio tasks: feature cache, global CMVN, ``audio_encoder.init_from``; snlu/tasks/audio.py)."""
 
     # ------------------------------------------------------------------ model
 
@@ -203,10 +186,7 @@ class Task(nn.Module):
         io.save(self, out)
 
     def save_assets(self, out: Path) -> None:
-        """Task-specific files beside the weights (labels, CMVN, markers)."""
-        frontend = getattr(self, "frontend", None)
-        if frontend is not None:
-            frontend.save_cmvn(out / "cmvn.json")
+        """Task-specific files beside the weights (labels, CMVN, markers): subclasses add theirs."""
 
     @classmethod
     def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:

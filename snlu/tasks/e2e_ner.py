@@ -125,7 +125,7 @@ class E2ENERTask(ASRTask):
         vocab = build_units(cfg.task, (insert_markers(u.sentence, u.entities, markers) for u in train),
                             symbols=[m for pair in markers.values() for m in pair])
         task = cls(cfg, vocab, markers)
-        task.fit(train)
+        task.prepare(train)
         return task
 
     @classmethod

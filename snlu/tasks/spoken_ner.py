@@ -35,6 +35,7 @@ from snlu.registry import (
     TASKS,
     TEXT_ENCODERS,
 )
+from snlu.tasks.audio import AudioTask
 from snlu.tasks.ner import NERProcessor, NERTask
 from snlu.tasks.views import (
     FUSION_ARGS,
@@ -113,7 +114,7 @@ class SpokenNERConfig:
 
 
 @TASKS.register("spoken_ner", config=SpokenNERConfig)
-class SpokenNERTask(NERTask):
+class SpokenNERTask(AudioTask, NERTask):
     """Multitask spoken NER: BERT + speech encoder (CTC) + audio tokenizer + fusion + two CRFs."""
 
     components = {
