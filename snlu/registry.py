@@ -8,6 +8,10 @@ A component is a class registered under a name with a config dataclass of defaul
 
 Recipes name components (``fusion: {name: raw}``), never import paths, so a recipe can only
 build what some imported module registered.
+
+Each registry knows the base class of its kind, declared by the package that defines it before any of its
+components registers (``FUSIONS.require(Fusion)`` in snlu/fusions/base.py; ``nn.Module`` where a kind has no
+base of its own), and refuses a class that is not one with a one-line error.
 """
 
 from __future__ import annotations
@@ -48,7 +52,25 @@ class Registry:
     def __init__(self, kind: str, section: str):
         self.kind = kind  # plural, for listings: "fusions"
         self.section = section  # default recipe section: "fusion"
+        self.base: type | None = None  # what every registered class subclasses (``require``)
         self._entries: dict[str, Entry] = {}
+
+    def require(self, base: type) -> type:
+        """Declare the base class of this kind: every class registered (already, or from now on) must subclass
+        it. Returns ``base``."""
+        if self.base is not None and self.base is not base:
+            raise RegistryError(f"{self.kind}: base class declared twice: {_qualified(self.base)} and "
+                                f"{_qualified(base)}")
+        self.base = base
+        for entry in list(self._entries.values()):  # registered before the declaration (a plugin imported early)
+            if not _subclass(entry.cls, base):
+                del self._entries[entry.name]
+                self._refuse(entry.name, entry.cls)
+        return base
+
+    def _refuse(self, name: str, cls: Any) -> None:
+        raise RegistryError(f"{self.kind}: cannot register '{name}': {_qualified(cls)} is not a subclass of "
+                            f"{_qualified(self.base)}, the base class of {self.kind}")
 
     def register(self, name: str, config: type = NoConfig) -> Callable[[Any], Any]:
         """Class decorator: register ``cls`` under ``name`` with its config dataclass."""
@@ -56,6 +78,8 @@ class Registry:
             raise TypeError(f"{self.kind}/{name}: config must be a dataclass, got {config!r}")
 
         def wrap(cls: Any) -> Any:
+            if self.base is not None and not _subclass(cls, self.base):
+                self._refuse(name, cls)
             module = getattr(cls, "__module__", "?")
             old = self._entries.get(name)
             if old is not None and (old.module, old.cls.__qualname__) != (module, cls.__qualname__):
@@ -109,6 +133,15 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind}: {', '.join(self.names())})"
+
+
+def _subclass(cls: Any, base: type) -> bool:
+    return isinstance(cls, type) and issubclass(cls, base)
+
+
+def _qualified(obj: Any) -> str:
+    """``module.QualName`` of a class (or of a function registered by mistake)."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 TEXT_ENCODERS = Registry("text_encoders", "text_encoder")

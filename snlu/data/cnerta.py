@@ -21,6 +21,7 @@ import soundfile as sf
 
 from snlu.core.checks import positive
 from snlu.core.errors import DataError
+from snlu.data.dataset import Dataset
 from snlu.data.demo import DEFAULT_SIZES, ensure_demo_corpus
 from snlu.data.labels import flatten_outermost_counted
 from snlu.data.utterance import Utterance
@@ -210,11 +211,10 @@ class CnertaConfig:
 
 
 @DATASETS.register("cnerta", config=CnertaConfig)
-class CnertaData:
+class CnertaData(Dataset):
     """CNERTA JSONL splits with 16 kHz audio; the built-in demo corpus when no paths are given."""
 
-    def __init__(self, cfg: CnertaConfig):
-        self.cfg = cfg
+    cfg: CnertaConfig
 
     def paths(self) -> tuple[dict[str, Path], Path]:
         """Split files and audio folder, building the demo corpus first if that is what is used."""

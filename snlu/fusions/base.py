@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range, positive
+from snlu.registry import FUSIONS
 
 
 @dataclasses.dataclass
@@ -45,6 +46,9 @@ class Fusion(nn.Module):
     def forward(self, text: Tensor, text_mask: Tensor, frames: Tensor, frame_mask: Tensor, tokens: Tensor | None,
                 **audio: Tensor) -> Tensor:
         raise NotImplementedError
+
+
+FUSIONS.require(Fusion)
 
 
 class CrossAttentionBlock(nn.Module):

@@ -1,7 +1,8 @@
 """Optimisers (recipe section ``optim``): one learning rate per parameter group, weight decay on matrices only.
 
-The trainer hands a registered optimiser its parameter groups (``{"params", "lr", "weight_decay", "name"}``)
-and gets a ``torch.optim.Optimizer`` back; gradient clipping (``max_grad_norm``) is applied by the trainer.
+The trainer builds a registered optimiser, a ``torch.optim.Optimizer`` subclass, as ``cls(cfg, groups)`` with
+its parameter groups (``{"params", "lr", "weight_decay", "name"}``); gradient clipping (``max_grad_norm``) is
+applied by the trainer.
 """
 
 from __future__ import annotations
@@ -44,13 +45,20 @@ def _options(cfg: Any) -> dict[str, Any]:
     return {"eps": cfg.eps, "betas": tuple(cfg.betas), "fused": cfg.fused}
 
 
+OPTIMIZERS.require(torch.optim.Optimizer)
+
+
 @OPTIMIZERS.register("adamw", config=OptimizerConfig)
-def adamw(cfg: OptimizerConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+class AdamW(torch.optim.AdamW):
     """AdamW (decoupled weight decay), fused; the reference's optimiser for spoken NER."""
-    return torch.optim.AdamW(groups, **_options(cfg))
+
+    def __init__(self, cfg: OptimizerConfig, groups: list[dict[str, Any]]):
+        super().__init__(groups, **_options(cfg))
 
 
 @OPTIMIZERS.register("adam", config=OptimizerConfig)
-def adam(cfg: OptimizerConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+class Adam(torch.optim.Adam):
     """Adam (weight decay as an L2 term in the gradient), fused; the reference's ASR pretraining optimiser."""
-    return torch.optim.Adam(groups, **_options(cfg))
+
+    def __init__(self, cfg: OptimizerConfig, groups: list[dict[str, Any]]):
+        super().__init__(groups, **_options(cfg))

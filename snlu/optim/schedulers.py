@@ -44,6 +44,9 @@ class Schedule:
         return self.total
 
 
+SCHEDULERS.require(Schedule)
+
+
 @dataclasses.dataclass
 class EpochDecayConfig:
     """After epoch e (1-based) every lr is base * (1 - decay) ** e (the reference: 0.05 for NER, 0.01 for ASR)."""

@@ -29,7 +29,7 @@ from snlu.data.processor import Processor
 from snlu.data.units import Units
 from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
-from snlu.registry import Registry
+from snlu.registry import TASKS, Registry
 from snlu.tasks import io
 
 
@@ -198,6 +198,8 @@ class Task(nn.Module):
         """Rebuild a saved task (a run folder or its ``best/``): :func:`snlu.tasks.io.load`."""
         return io.load(folder)
 
+
+TASKS.require(Task)
 
 def ordered_sections(components: Mapping[str, Any], mapping: Mapping[str, str]) -> list[str]:
     """The task's sections, those ``optim.groups`` maps first, in its order (the optimiser's group order)."""

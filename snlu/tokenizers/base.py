@@ -1,4 +1,8 @@
-"""Audio tokenizers turn frames into one vector per transcript character, using the CTC logits."""
+"""Audio tokenizers turn frames into one vector per transcript character, using the CTC outputs.
+
+``AudioTokenizer`` is the contract every registered tokenizer subclasses; ``SoftmaxTokenizer`` the built-ins'
+method (a softmax over frames of each character's CTC logit, ``all`` and ``dpmask`` differing in the frames
+allowed)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from torch import Tensor, nn
 
 from snlu.core.checks import positive
 from snlu.core.tensors import lengths_mask
+from snlu.registry import AUDIO_TOKENIZERS
 
 
 @dataclasses.dataclass
@@ -23,9 +28,22 @@ class AudioTokenizerConfig:
 
 
 class AudioTokenizer(nn.Module):
-    """Base: softmax over frames of each character's CTC logit, restricted by ``frame_mask``."""
+    """Base class: subclasses say what they read (``consumes``, snlu/tasks/views.py) and implement ``forward``."""
 
-    consumes: ClassVar[tuple[str, ...]] = ("frames", "ctc_logits")  # (snlu/tasks/views.py)
+    consumes: ClassVar[tuple[str, ...]] = ("frames", "ctc_logits")
+
+    def forward(self, frames: Tensor, frame_lengths: Tensor, ctc_logits: Tensor | None, char_ids: Tensor,
+                char_lengths: Tensor, **audio: Tensor) -> Tensor:
+        """frames (B, T, d), frame_lengths (B,), CTC logits (B, T, V) (None unless consumed), chars (B, C),
+        char_lengths (B,), other consumed representations by name -> one vector per character (B, C, d)."""
+        raise NotImplementedError
+
+
+AUDIO_TOKENIZERS.require(AudioTokenizer)
+
+
+class SoftmaxTokenizer(AudioTokenizer):
+    """Softmax over frames of each character's CTC logit, restricted by ``frame_mask``."""
 
     def __init__(self, cfg: AudioTokenizerConfig):
         super().__init__()

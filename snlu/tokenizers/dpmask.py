@@ -7,11 +7,11 @@ from torch import Tensor
 
 from snlu.registry import AUDIO_TOKENIZERS
 from snlu.tokenizers.align import alignment_mask, ctc_forced_align
-from snlu.tokenizers.base import AudioTokenizer, AudioTokenizerConfig, frames_allowed
+from snlu.tokenizers.base import AudioTokenizerConfig, SoftmaxTokenizer, frames_allowed
 
 
 @AUDIO_TOKENIZERS.register("dpmask", config=AudioTokenizerConfig)
-class DPMaskTokenizer(AudioTokenizer):
+class DPMaskTokenizer(SoftmaxTokenizer):
     """Like ``all``, but only over character j's frames in the CTC Viterbi alignment (batched, on device).
 
     Utterances with no feasible alignment (fewer frames than the transcript needs) fall back to all frames.

@@ -16,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from snlu.core.checks import one_of
 from snlu.registry import AUDIO_TOKENIZERS
 from snlu.tokenizers.align import alignment_mask, ctc_forced_align
+from snlu.tokenizers.base import AudioTokenizer
 
 __version__ = "0.1.0"
 
@@ -36,7 +37,7 @@ class SegmentPoolConfig:
 
 
 @AUDIO_TOKENIZERS.register("segmean", config=SegmentPoolConfig)
-class SegmentMeanTokenizer(nn.Module):
+class SegmentMeanTokenizer(AudioTokenizer):
     """Mean of the encoder frames in each character's CTC-aligned segment (no parameters)."""
 
     consumes = ("frames", "ctc_logits")  # the frames it pools, the CTC logits it aligns with
