@@ -16,21 +16,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from snlu.core.devices import pick_device
+from snlu.core.devices import check_device, pick_device
 from snlu.core.errors import SnluError
 from snlu.data.cnerta import Utterance
-from snlu.inference import make_utterance, predict_utterances
+from snlu.inference import amp_setting, make_utterance, predict_utterances, warn_long
 from snlu.tasks.base import Task
 
-Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono float samples in [-1, 1]
+Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono samples: floats in [-1, 1] or integer PCM
 
 
 class Model:
     """A trained task on a device, ready for inference."""
 
-    def __init__(self, task: Task, device: str = "auto"):
+    def __init__(self, task: Task, device: str = "auto", amp: str | None = None):
+        """``amp``: autocast for prediction (auto | off | bf16 | fp16; None: the run's ``train.amp``)."""
+        check_device(device, f"device {device}")  # the message snlu-predict --device gives
         self.task = task
         self.device = pick_device(device)
+        self.amp = amp_setting(task, amp)
         self.task.to(self.device).eval()
 
     def predict(self, audio: Audio | None = None, text: str | None = None) -> Any:
@@ -52,7 +55,8 @@ class Model:
             raise SnluError("this model reads audio: pass audio (a path or a 16 kHz float array)")
         utts = [self._utterance(audios[i] if audios is not None else None, texts[i] if texts is not None else "", i)
                 for i in range(n)]
-        preds = predict_utterances(self.task, utts, batch_size, self.device, progress=progress)
+        warn_long(self.task, utts)
+        preds = predict_utterances(self.task, utts, batch_size, self.device, progress=progress, amp=self.amp)
         return [self._result(u, p) for u, p in zip(utts, preds)]
 
     def _utterance(self, audio: Audio | None, text: str, i: int) -> Utterance:
@@ -74,6 +78,8 @@ class Model:
         self.task.save(Path(out))
 
 
-def load(model_dir: str | Path, device: str = "auto") -> Model:
-    """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda)."""
-    return Model(Task.load(model_dir), device)
+def load(model_dir: str | Path, device: str = "auto", amp: str | None = None) -> Model:
+    """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda);
+    ``amp``: autocast for prediction (auto | off | bf16 | fp16; None: the run's ``train.amp``, as ``snlu-predict``)."""
+    check_device(device, f"device {device}")  # before the slow part
+    return Model(Task.load(model_dir), device, amp)

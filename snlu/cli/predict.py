@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from omegaconf import open_dict
 
 from snlu.cli.common import run_main
+from snlu.core.devices import check_device
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
-from snlu.inference import predict_utterances, read_inputs, write_predictions
+from snlu.inference import AMP_CHOICES, predict_utterances, read_inputs, warn_long, write_predictions
 from snlu.tasks.base import Task
 
 log = logging.getLogger("snlu")
@@ -44,7 +44,17 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--marker-bonus", type=float, metavar="B",
                    help="e2e_ner models: add B to the entity markers' logits before decoding (default: the model's "
                         "task.marker_bonus, 0)")
+    p.add_argument("--amp", choices=AMP_CHOICES,
+                   help="autocast for prediction: auto, off, bf16, fp16 (default: the run's train.amp)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable input (exit 2); default: report it, skip it, predict the "
+                        "others and exit 3")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="read a WAV holding fewer samples than its header declares as it is (default: an error)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+SOME_FAILED = 3  # exit status when some inputs were skipped (--strict: the first one stops the command, exit 2)
 
 
 def set_marker_bonus(task: Task, bonus: float | None) -> None:
@@ -71,25 +81,52 @@ def set_beam(task: Task, beam_size: int | None, flag: str = "--beam-size") -> No
 def check_args(args: argparse.Namespace) -> None:
     if args.batch_size < 1 or args.num_workers < 0:
         raise SnluError("--batch-size must be >= 1 and --num-workers >= 0")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SnluError("--device cuda: no CUDA device is available")
+    check_device(args.device, f"--device {args.device}")
 
 
 def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
                      check: Callable[[Task, list], None] | None = None):
     """Load the model and the inputs, ``check`` them (before the slow part), predict; returns
-    ``(task, utterances, predictions)``."""
+    ``(task, utterances, predictions, failures)``: the inputs that could not be read or prepared are reported
+    (a warning each), left out of the utterances and predictions and listed in ``failures``; with
+    ``--strict`` the first one stops the command."""
     check_args(args)
     task = Task.load(args.model_dir)
     set_beam(task, args.beam_size)
     set_marker_bonus(task, args.marker_bonus)
-    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
+    errors: list | None = None if args.strict else []
+    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities, errors=errors,
+                       allow_truncated=args.allow_truncated)
+    failures = [str(e) for e in errors or ()]
+    for failure in failures:
+        log.warning("skipped %s", failure)
+    if not utts:
+        raise SnluError(f"{args.data}: no readable utterance ({len(failures)} skipped, listed above)")
     if check is not None:
         check(task, utts)
+    warn_long(task, utts)
     started = time.perf_counter()
-    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers)
+    failed: dict[int, str] | None = None if args.strict else {}
+    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers, amp=args.amp,
+                               failed=failed)
+    for i in sorted(failed or {}):
+        log.warning("skipped %s", failed[i])
+        failures.append(failed[i])
+    kept = [i for i in range(len(utts)) if i not in (failed or {})]
+    utts, preds = [utts[i] for i in kept], [preds[i] for i in kept]
+    if not utts:
+        raise SnluError(f"{args.data}: no input could be predicted ({len(failures)} skipped, listed above)")
     log.info("%d utterances predicted in %.1f s", len(utts), time.perf_counter() - started)
-    return task, utts, preds
+    return task, utts, preds, failures
+
+
+def finish(failures: list[str], done: int) -> int:
+    """The exit status: 0, or SOME_FAILED with a count of the inputs skipped (each reported above)."""
+    if not failures:
+        return 0
+    log.warning("%d input%s skipped (listed above), %d predicted; exit status %d (--strict stops at the first)",
+                len(failures), "s" * (len(failures) != 1), done, SOME_FAILED)
+    return SOME_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.asr_model:
         return predict_pipeline(args)
-    task, utts, preds = load_and_predict(args)
+    task, utts, preds, failures = load_and_predict(args)
     write_predictions(Path(args.output), task, utts, preds)
     log.info("wrote %s", args.output)
-    return 0
+    return finish(failures, len(utts))
 
 
 def predict_pipeline(args: argparse.Namespace) -> int:

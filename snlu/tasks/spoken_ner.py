@@ -12,12 +12,15 @@ needs (at inference the raw fusion runs no CTC head and no tokenizer).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from snlu.core.errors import ConfigError
 from snlu.core.tensors import lengths_mask
 from snlu.data.cnerta import Utterance
 from snlu.data.labels import LabelSet
@@ -45,6 +48,15 @@ from snlu.tasks.views import (
 
 TOKENIZER_OFFERS = tuple(v for v in VIEWS if v != "tokens")  # (a tokenizer makes the tokens)
 CTC_VIEWS = {"ctc_logits", "ctc_posteriors", "alignment"}  # what needs the CTC head
+
+
+def dry_build(section: str, build: Callable[[], Any]) -> Any:
+    """``build()``; a ValueError its constructor raises is a ConfigError naming ``section``."""
+    try:
+        return build()
+    except ValueError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith(f"{section}.") else f"{section}: {message}") from None
 
 
 def follow_text_encoder(section: DictConfig, text_encoder: Any) -> DictConfig:
@@ -131,7 +143,23 @@ class SpokenNERTask(NERTask):
             warnings.append(f"audio_head: inert, never trained: the audio CRF loss is off ({coef})")
         if not ctc:
             warnings.append("ctc_head: inert, never run: loss.ctc_coef is 0 and nothing consumes the CTC outputs")
+        cls.check_sizes(cfg)
         return warnings
+
+    @classmethod
+    def check_sizes(cls, cfg: DictConfig) -> None:
+        """Build the audio side and the fusion on the meta device (no memory, no weights) with the text encoder's
+        sizes read from its config: what their constructors refuse (a head count that does not divide the text
+        size) is a recipe error before any data. A text encoder that cannot tell its sizes skips this."""
+        sizes = getattr(TEXT_ENCODERS.get(cfg.text_encoder.name).cls, "sizes", None)
+        if sizes is None:
+            return
+        text = sizes(cfg.text_encoder)
+        with torch.device("meta"):
+            frontend = dry_build("frontend", lambda: AUDIO_FRONTENDS.build(cfg.frontend))
+            encoder = dry_build("audio_encoder", lambda: AUDIO_ENCODERS.build(cfg.audio_encoder, frontend.dim))
+            fusion = follow_text_encoder(cfg.fusion, SimpleNamespace(num_heads=text["num_heads"]))
+            dry_build("fusion", lambda: FUSIONS.build(fusion, text["dim"], encoder.dim, text["intermediate_size"]))
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked)."""
