@@ -74,7 +74,7 @@ def test_every_block_of_the_guide_is_tested():
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_the_one_file_fusion_is_listed_and_trains(tmp_path, tiny, demo_overrides, monkeypatch):
+def test_the_one_file_fusion_is_listed_and_trains(tmp_path, tiny, demo_overrides, monkeypatch, capsys):
     write(tmp_path, "python", "# film.py:")
     write(tmp_path, "yaml", "# my_recipe.yaml,")
     listing, training = [x for x in block("bash", "snlu-list").splitlines() if x.strip()]
@@ -94,7 +94,7 @@ def test_the_one_file_fusion_is_listed_and_trains(tmp_path, tiny, demo_overrides
     assert "name: film" in (run / "best" / "config.yaml").read_text()
     assert str(tmp_path / "film.py") in json.loads((run / "environment.json").read_text())["plugins"]["film.py"][
         "source"]
-    assert "recipe fusion_raw_all.yaml: the packaged " in (run / "train.log").read_text()
+    assert "INFO recipe fusion_raw_all.yaml: the packaged " in capsys.readouterr().err  # (the defaults: resolved)
 
 
 def test_the_fusion_with_options_and_its_recipe(tmp_path, capsys, monkeypatch):
