@@ -114,7 +114,8 @@ def test_truncated_wav(monkeypatch, capsys, corpus, tmp_path):
     assert one_error_line(err) == (f"error: {d}/train.jsonl:{line}: field 'audio': audio {wav}: truncated: the header "
                                    f"says {declared / 16000:.2f} s ({declared} samples), the file holds 0.01 s (100) "
                                    f"(data.allow_truncated reads it as it is)")
-    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "data.allow_truncated=true", "--output-dir", str(run))
+    allow = "data.allow_truncated=true"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, allow, "--output-dir", str(run))
     assert code == 2 and not run.exists()
     assert one_error_line(err) == (f"error: {d}/train.jsonl:{line}: field 'audio': audio {wav} has 100 samples: "
                                    f"too short for the encoder (truncated file?)")
@@ -130,7 +131,8 @@ def test_partly_truncated_wav_is_an_error_or_with_the_option_a_warning(monkeypat
     assert code == 2 and not run.exists()
     assert one_error_line(err).endswith(f"the header says {declared / 16000:.2f} s ({declared} samples), the file "
                                         f"holds 0.94 s ({keep}) (data.allow_truncated reads it as it is)")
-    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "data.allow_truncated=true", "--output-dir", str(run))
+    allow = "data.allow_truncated=true"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, allow, "--output-dir", str(run))
     assert code == 0, err[-2000:]
     assert (f"1 truncated audio file read as far as they go (data.allow_truncated; first: {d}/train.jsonl:{line}: "
             f"audio {wav}: truncated: ") in (run / "train.log").read_text()
@@ -170,7 +172,8 @@ def test_cuda_on_a_machine_without_it(monkeypatch, capsys, tmp_path):
     run = tmp_path / "run"
     code, err = train_cli(monkeypatch, capsys, RAW, "train.device=cuda", "--output-dir", str(run))
     assert code == 2 and not run.exists()
-    assert one_error_line(err) == "error: train.device=cuda: no CUDA device is available on this machine (use cpu or auto)"
+    assert one_error_line(err) == ("error: train.device=cuda: no CUDA device is available on this machine (use cpu or "
+                                   "auto)")
 
 
 BROKEN = r"""
