@@ -276,3 +276,17 @@ def snlu_caplog(caplog):
     logger.addHandler(caplog.handler)
     yield caplog
     logger.removeHandler(caplog.handler)
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_directory(monkeypatch, capsys, corpus, tmp_path):
+    import snlu.run
+
+    def interrupted(cfg):  # Ctrl-C while the data loads
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snlu.run, "build", interrupted)
+    _, data = corpus
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(run))
+    assert code == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert not run.exists()
