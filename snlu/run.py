@@ -76,7 +76,8 @@ def start(cfg: DictConfig, recipe: str | Path, output_dir: str | Path | None = N
     its metrics."""
     check_device(cfg.train.device, f"train.device={cfg.train.device}")
     place = distributed.init(cfg.train.device)
-    existed = output_dir is not None and Path(output_dir).is_dir()  # (an empty folder given: it stays)
+    given = Path(output_dir) if output_dir is not None else None
+    made_by_user = given is not None and given.is_dir() and not any(given.iterdir())  # an empty folder: it stays
     run_dir = make_run_dir(str(output_dir) if output_dir else None, str(recipe), overwrite=overwrite) \
         if place.main else None
     run_dir = distributed.broadcast(run_dir)  # (rank 0's timestamped name)
@@ -87,23 +88,24 @@ def start(cfg: DictConfig, recipe: str | Path, output_dir: str | Path | None = N
         return train(cfg, run_dir, resumed=False)
     except BaseException:
         if place.main and checkpoint.latest(run_dir) is None:
-            discard(run_dir, keep_folder=existed)
+            discard(run_dir, keep_folder=made_by_user)
         raise
 
 
 def discard(run_dir: Path, keep_folder: bool = False) -> None:
     """Remove what a start that failed before its first checkpoint wrote (config.yaml, train.log, ...): nothing
     there can be resumed, and the same command can then run again. A folder the user made stays, emptied."""
-    logger = logging.getLogger("snlu")
-    for handler in list(logger.handlers):  # train.log is open
+    for handler in list(log.handlers):  # train.log is open
         if isinstance(handler, logging.FileHandler):
             handler.close()
-            logger.removeHandler(handler)
-    if keep_folder:
-        for item in run_dir.iterdir():
-            shutil.rmtree(item) if item.is_dir() else item.unlink()
-    else:
+            log.removeHandler(handler)
+    if not keep_folder:
         shutil.rmtree(run_dir, ignore_errors=True)
+    for item in run_dir.iterdir() if keep_folder else ():
+        if item.is_dir():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
     log.info("%s: removed (the run stopped before its first checkpoint)", run_dir)
 
 

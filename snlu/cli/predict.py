@@ -154,13 +154,20 @@ def predict_pipeline(args: argparse.Namespace) -> int:
     ner, asr = Task.load(args.model_dir), Task.load(args.asr_model)
     set_beam(asr, args.beam_size)
     pipeline.check_models(ner, asr)
-    utts = read_inputs(args.data, asr, args.audio_dir)  # audio only: a list may hold bare audio paths
+    errors: list | None = None if args.strict else []  # (unreadable inputs are skipped; a batch's failure stops)
+    utts = read_inputs(args.data, asr, args.audio_dir, errors=errors,  # audio only: a list may hold bare paths
+                       allow_truncated=args.allow_truncated)
+    failures = [str(e) for e in errors or ()]
+    for failure in failures:
+        log.warning("skipped %s", failure)
+    if not utts:
+        raise SnluError(f"{args.data}: no readable utterance ({len(failures)} skipped, listed above)")
     started = time.perf_counter()
     results = pipeline.transcribe_and_tag(ner, asr, utts, args.batch_size, args.device, args.num_workers)
     log.info("%d utterances transcribed and tagged in %.1f s", len(utts), time.perf_counter() - started)
     pipeline.write_predictions(args.output, utts, results)
     log.info("wrote %s", args.output)
-    return 0
+    return finish(failures, len(utts))
 
 
 def entry() -> None:
