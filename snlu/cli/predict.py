@@ -5,6 +5,11 @@ IN is CNERTA JSON Lines (``entity`` may be absent) or a list of ``<audio_path>\\
 line is the input's JSON object with ``entity`` replaced by the predictions (ASR: ``prediction`` added);
 a list line becomes ``{"sentence": transcript, "audio": [<file stem>], ...}``. Output order = input order.
 
+An input that cannot be read or prepared (audio missing, empty, unreadable, truncated or too short, a bad line)
+is reported with its file, line and reason and skipped; the others are predicted, and the exit status is 3
+with a count at the end. ``--strict``: the first one stops the command (one line, exit 2, nothing written).
+Predictions run under the run's ``train.amp`` (``--amp`` overrides it).
+
 ``--asr-model ASR_MODEL_DIR`` (pipeline spoken NER, for audio without a transcript): transcribe with the ASR
 model, then tag the transcripts with MODEL_DIR; IN may then list bare audio paths, and each output line gets
 ``prediction`` (the transcript) and ``entity`` (offsets into it). See snlu/pipeline.py.
@@ -84,6 +89,20 @@ def check_args(args: argparse.Namespace) -> None:
     check_device(args.device, f"--device {args.device}")
 
 
+def read_reported(args: argparse.Namespace, task: Task, require_entities: bool = False) -> tuple[list, list[str]]:
+    """The inputs ``task`` can read, and the reasons of those it cannot (each logged; ``--strict``: the first
+    one is raised instead)."""
+    errors: list | None = None if args.strict else []
+    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities, errors=errors,
+                       allow_truncated=args.allow_truncated)
+    failures = [str(e) for e in errors or ()]
+    for failure in failures:
+        log.warning("skipped %s", failure)
+    if not utts:
+        raise SnluError(f"{args.data}: no readable utterance ({len(failures)} skipped, listed above)")
+    return utts, failures
+
+
 def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
                      check: Callable[[Task, list], None] | None = None):
     """Load the model and the inputs, ``check`` them (before the slow part), predict; returns
@@ -94,14 +113,7 @@ def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
     task = Task.load(args.model_dir)
     set_beam(task, args.beam_size)
     set_marker_bonus(task, args.marker_bonus)
-    errors: list | None = None if args.strict else []
-    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities, errors=errors,
-                       allow_truncated=args.allow_truncated)
-    failures = [str(e) for e in errors or ()]
-    for failure in failures:
-        log.warning("skipped %s", failure)
-    if not utts:
-        raise SnluError(f"{args.data}: no readable utterance ({len(failures)} skipped, listed above)")
+    utts, failures = read_reported(args, task, require_entities)
     if check is not None:
         check(task, utts)
     warn_long(task, utts)
@@ -154,14 +166,7 @@ def predict_pipeline(args: argparse.Namespace) -> int:
     ner, asr = Task.load(args.model_dir), Task.load(args.asr_model)
     set_beam(asr, args.beam_size)
     pipeline.check_models(ner, asr)
-    errors: list | None = None if args.strict else []  # (unreadable inputs are skipped; a batch's failure stops)
-    utts = read_inputs(args.data, asr, args.audio_dir, errors=errors,  # audio only: a list may hold bare paths
-                       allow_truncated=args.allow_truncated)
-    failures = [str(e) for e in errors or ()]
-    for failure in failures:
-        log.warning("skipped %s", failure)
-    if not utts:
-        raise SnluError(f"{args.data}: no readable utterance ({len(failures)} skipped, listed above)")
+    utts, failures = read_reported(args, asr)  # audio only: a list may hold bare audio paths
     started = time.perf_counter()
     results = pipeline.transcribe_and_tag(ner, asr, utts, args.batch_size, args.device, args.num_workers)
     log.info("%d utterances transcribed and tagged in %.1f s", len(utts), time.perf_counter() - started)
