@@ -33,8 +33,10 @@ def one_line(error: Exception) -> str:
 def unexpected(error: Exception) -> str:
     """One line for an exception that is not snlu's own: its type and first line, and where the rest is."""
     text = one_line(error).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(error).__name__}{': ' + first if first else ''} (--debug shows the traceback)"
+    first, name = text.splitlines()[0] if text else "", type(error).__name__
+    if not first.startswith(f"{name}: "):  # (a data-loader worker's error already names its type)
+        first = f"{name}: {first}" if first else name
+    return f"{first} (--debug shows the traceback)"
 
 
 def is_override(item: str) -> bool:
