@@ -51,9 +51,11 @@ def wav_header_frames(path: str | Path) -> int | None:
             if kind == b"data":
                 unknown = size in (0, 0xFFFFFFFF)  # written before the length was known
                 return None if unknown or not block_align else size // block_align
-            body = f.read(size + size % 2)  # chunks are padded to an even size
-            if kind == b"fmt " and len(body) >= 14:
-                block_align = int.from_bytes(body[12:14], "little")  # bytes per frame, all channels
+            if kind == b"fmt ":
+                fmt = f.read(min(size, 16))
+                block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0  # bytes per frame
+                size -= len(fmt)
+            f.seek(size + size % 2, os.SEEK_CUR)  # (chunks are padded to an even size; a damaged size: EOF)
     return None
 
 
