@@ -19,23 +19,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from snlu.core.devices import pick_device
+from snlu.core.devices import check_device, pick_device
 from snlu.core.errors import SnluError
 from snlu.data.utterance import Utterance
-from snlu.inference import make_utterance, predict_utterances
+from snlu.inference import amp_setting, make_utterance, predict_utterances, warn_long
 from snlu.tasks.base import Task
 
-Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono float samples in [-1, 1]
+Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono samples: floats in [-1, 1] or integer PCM
 
 
 class Model:
     """A trained task on a device, ready for inference, with its decoding options (``decode``: the model's own
     ``task.beam_size`` ... where not given)."""
 
-    def __init__(self, task: Task, device: str = "auto", decode: Mapping[str, Any] | None = None):
+    def __init__(self, task: Task, device: str = "auto", decode: Mapping[str, Any] | None = None,
+                 amp: str | None = None):
+        """``amp``: autocast for prediction (auto | off | bf16 | fp16; None: the run's ``train.amp``)."""
+        check_device(device, f"device {device}")  # the message snlu-predict --device gives
         self.task = task
         self.decode = task.decode_settings(decode)  # (checked now: an unknown option fails at load)
         self.device = pick_device(device)
+        self.amp = amp_setting(task, amp)
         self.task.to(self.device).eval()
 
     def predict(self, audio: Audio | None = None, text: str | None = None, **decode: Any) -> Any:
@@ -57,8 +61,9 @@ class Model:
             raise SnluError("this model reads audio: pass audio (a path or a 16 kHz float array)")
         utts = [self._utterance(audios[i] if audios is not None else None, texts[i] if texts is not None else "", i)
                 for i in range(n)]
+        warn_long(self.task, utts)
         preds = predict_utterances(self.task, utts, batch_size, self.device, progress=progress,
-                                   decode={**self.decode, **decode})
+                                   decode={**self.decode, **decode}, amp=self.amp)
         return [self._result(u, p) for u, p in zip(utts, preds)]
 
     def _utterance(self, audio: Audio | None, text: str, i: int) -> Utterance:
@@ -80,8 +85,10 @@ class Model:
         self.task.save(Path(out))
 
 
-def load(model_dir: str | Path, device: str = "auto", **decode: Any) -> Model:
+def load(model_dir: str | Path, device: str = "auto", amp: str | None = None, **decode: Any) -> Model:
     """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda);
+    ``amp``: autocast for prediction (auto | off | bf16 | fp16; None: the run's ``train.amp``, as ``snlu-predict``);
     ``decode``: decoding options instead of the model's own (asr, e2e_ner: ``beam_size``; e2e_ner:
     ``marker_bonus``), an unknown one an SnluError naming it and the task."""
-    return Model(Task.load(model_dir), device, decode)
+    check_device(device, f"device {device}")  # before the slow part
+    return Model(Task.load(model_dir), device, decode, amp)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from snlu.registry import DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
 
 log = logging.getLogger("snlu")
 FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim", "scheduler")
+PACKAGED = Path(__file__).parent / "recipes"  # the repository's recipes/, shipped as package data (a link here)
 DEFAULT_NAMES = {"optim": "adamw", "scheduler": "epoch_decay"}  # sections whose name may be left out
 
 
@@ -51,7 +53,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the text and audio encoders (CUDA; slower to start, on CPU rarely faster)
     log_every: int = 10
     checkpoint_every: int = 500  # steps between checkpoints in checkpoints/ (0: only at each epoch end)
-    keep_checkpoints: int = 2  # the last K checkpoints are kept
+    keep_checkpoints: int = 1  # the last K checkpoints are kept (each replaced atomically by the next)
     max_bad_steps: int = 10  # this many non-finite losses/gradients in a row stop the run
     max_oom_skips: int = 20  # CUDA out-of-memory batches skipped (over the run) before giving up
     deterministic: bool = False  # CUDA: deterministic algorithms and cuDNN (slower; CPU runs are already)
@@ -64,7 +66,7 @@ class TrainConfig:
         for name in ("num_workers", "checkpoint_every", "max_oom_skips", "batch_frames", "max_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device: expected auto, cpu, cuda or cuda:N, got '{self.device}'")
         if self.amp in ("False", "false"):  # YAML 1.1 reads an unquoted `off` (recipe or key=value) as false
             self.amp = "off"
@@ -78,7 +80,7 @@ class TrainConfig:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse one YAML file (safe loader) into a mapping, with file-named errors."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: recipe file not found") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -96,9 +98,38 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def packaged_recipe(name: str | Path) -> Path | None:
+    """The recipe shipped with snlu under ``name`` (``fusion_raw_all``, ``fusion_raw_all.yaml``,
+    ``base/m3t.yaml``), None if there is none."""
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        return None
+    for candidate in (PACKAGED / name, PACKAGED / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_recipe(name: str | Path, near: Path | None = None) -> Path:
+    """A recipe file: ``name`` as a path (relative to ``near``, the folder of the recipe whose ``defaults`` name
+    it, else to the working folder) when that file exists (a local file wins), else the packaged recipe of
+    that name (logged), else ``name`` as given (reading it then says it is not found)."""
+    local = (near / name) if near is not None else Path(name)
+    packaged = packaged_recipe(name)
+    if local.is_file():
+        if near is not None and packaged is not None and local.resolve() != packaged.resolve():
+            log.info("recipe %s: %s (beside the recipe; the packaged one of that name is not used)", name,
+                     local.resolve())
+        return local
+    if packaged is not None:
+        log.info("recipe %s: the packaged %s", name, packaged)
+        return packaged
+    return local
+
+
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
-    """Read a recipe and the base recipes its ``defaults`` list names (relative to the file)."""
-    path = Path(path).resolve()
+    """Read a recipe and the base recipes its ``defaults`` list names (relative to the file; a name no file
+    beside it has is a packaged recipe's: ``defaults: [fusion_raw_all.yaml]`` works from any folder)."""
+    path = (path if _seen else find_recipe(path)).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: recipe inherits from itself ({' -> '.join(p.name for p in _seen)})")
     data = read_yaml(path)
@@ -109,7 +140,7 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
         raise ConfigError(f"{path}: defaults: expected a list of recipe paths")
     merged = OmegaConf.create()
     for base in bases:
-        merged = merge_layer(merged, load_raw(path.parent / base, (*_seen, path)))
+        merged = merge_layer(merged, load_raw(find_recipe(base, path.parent), (*_seen, path)))
     try:
         return merge_layer(merged, OmegaConf.create(data))
     except OmegaConfBaseException as e:
@@ -198,8 +229,9 @@ def _seed(value: Any) -> int:
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """Read, override, load plugins, validate: the one entry point for recipes."""
+    path = find_recipe(path)
     raw = apply_overrides(load_raw(path), list(overrides or []))
-    load_plugins(raw.get("plugins"), base_dir=Path(path).resolve().parent)
+    load_plugins(raw.get("plugins"), base_dir=path.resolve().parent)
     return validate(raw)
 
 

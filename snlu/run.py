@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from snlu.config import load_recipe
+from snlu.core.devices import check_device
 from snlu.core.errors import ConfigError, SnluError
 from snlu.core.logs import setup_logging
 from snlu.core.seed import seed_everything, set_deterministic
@@ -73,14 +75,39 @@ def start(cfg: DictConfig, recipe: str | Path, output_dir: str | Path | None = N
           overwrite: bool = False) -> dict[str, Any]:
     """Train a validated recipe in a new run directory (``output_dir``, else ``runs/<recipe>-<timestamp>``);
     its metrics."""
+    check_device(cfg.train.device, f"train.device={cfg.train.device}")
     place = distributed.init(cfg.train.device)
+    given = Path(output_dir) if output_dir is not None else None
+    made_by_user = given is not None and given.is_dir() and not any(given.iterdir())  # an empty folder: it stays
     run_dir = make_run_dir(str(output_dir) if output_dir else None, str(recipe), overwrite=overwrite) \
         if place.main else None
     run_dir = distributed.broadcast(run_dir)  # (rank 0's timestamped name)
     # File plugins resolve relative to the recipe: save them as absolute paths, so the run's config.yaml
     # (which resume and Task.load read) finds them from anywhere.
     cfg.plugins = [LOADED[n]["source"] if n.endswith(".py") and n in LOADED else n for n in cfg.plugins]
-    return train(cfg, run_dir, resumed=False)
+    try:
+        return train(cfg, run_dir, resumed=False)
+    except BaseException:
+        if place.main and checkpoint.latest(run_dir) is None:
+            discard(run_dir, keep_folder=made_by_user)
+        raise
+
+
+def discard(run_dir: Path, keep_folder: bool = False) -> None:
+    """Remove what a start that failed before its first checkpoint wrote (config.yaml, train.log, ...): nothing
+    there can be resumed, and the same command can then run again. A folder the user made stays, emptied."""
+    for handler in list(log.handlers):  # train.log is open
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            log.removeHandler(handler)
+    if not keep_folder:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    for item in run_dir.iterdir() if keep_folder else ():
+        if item.is_dir():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
+    log.info("%s: removed (the run stopped before its first checkpoint)", run_dir)
 
 
 def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -98,6 +125,7 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
 def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Continue ``run_dir`` from its latest checkpoint with its saved recipe; its metrics."""
     cfg = resume_config(run_dir, overrides)
+    check_device(cfg.train.device, f"train.device={cfg.train.device}")
     distributed.init(cfg.train.device)
     return train(cfg, Path(run_dir), resumed=True)
 
@@ -127,7 +155,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: bool = False) -> dict[str, An
 
     built = build(cfg)
     task, splits = built.task, built.splits
-    trainer = Trainer(task, cfg, run_dir)
+    trainer = Trainer(task, cfg, run_dir, started)
     if place.enabled:  # different dropout and SpecAugment draws on each rank
         seed_everything(cfg.seed + 1000 * place.rank)
     log.info("task %s: %.2fM parameters, device %s%s", cfg.task.name,
@@ -142,7 +170,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: bool = False) -> dict[str, An
     dev = trainer.fit(splits["train"], splits["dev"])
     trainer.load_best()
     test, preds = trainer.evaluate(splits["test"], desc="test")
-    minutes = (time.perf_counter() - started) / 60
+    minutes = trainer.seconds() / 60  # over all sessions of a resumed run
     metrics = {"dev": dev, "test": test, "minutes": round(minutes, 2)}
     if place.main:
         write_predictions(run_dir / "test_predictions.jsonl", task, splits["test"], preds)

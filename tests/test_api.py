@@ -133,3 +133,23 @@ def test_import_snlu_is_cheap_and_load_is_lazy():
     assert r.returncode == 0, r.stderr[-2000:]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         snlu.nope  # noqa: B018
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_missing_gpu_is_the_commands_one_line_error(random_run, tmp_path, demo_dir):
+    with pytest.raises(SnluError) as e:
+        snlu.load(random_run, device="cuda")
+    assert str(e.value) == "device cuda: no CUDA device is available on this machine (use cpu or auto)"
+    r = processes.run([sys.executable, "-c", "import sys; from snlu.cli.predict import entry; entry()",
+                       str(random_run), "--data", str(demo_dir / "test.jsonl"), "--output", str(tmp_path / "o"),
+                       "--device", "cuda"], timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == ("error: --device cuda: no CUDA device is available on this "
+                                                 "machine (use cpu or auto)")
+
+
+def test_amp_is_the_runs_unless_given(random_run):
+    assert snlu.load(random_run, device="cpu").amp == "auto"  # the run's train.amp: off on CPU
+    assert snlu.load(random_run, device="cpu", amp="bf16").amp == "bf16"
+    with pytest.raises(SnluError, match="amp: expected one of auto, off, bf16, fp16, got 'half'"):
+        snlu.load(random_run, device="cpu", amp="half")

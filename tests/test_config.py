@@ -128,3 +128,38 @@ def test_amp_off_as_documented(tmp_path):
     assert load_recipe(recipe).train.amp == "off"
     with pytest.raises(ConfigError, match="train.amp"):
         load_recipe(RAW, ["train.amp=on"])
+
+
+def test_packaged_recipes_resolve_by_name_from_any_folder(tmp_path, monkeypatch):
+    """The recipes ship in the package: a bare name, and a user recipe's ``defaults: [fusion_raw_all.yaml]``
+    in a folder of its own, find them; a file of that name beside the recipe wins."""
+    from snlu.config import PACKAGED, find_recipe, packaged_recipe
+
+    assert sorted(p.relative_to(PACKAGED) for p in PACKAGED.rglob("*.yaml")) == sorted(
+        p.relative_to(RAW.parent) for p in RAW.parent.rglob("*.yaml"))  # every recipe of recipes/
+    monkeypatch.chdir(tmp_path)
+    assert packaged_recipe("fusion_raw_all") == packaged_recipe("fusion_raw_all.yaml") == PACKAGED / RAW.name
+    assert packaged_recipe("no_such_recipe") is None and packaged_recipe("../setup.cfg") is None
+    assert load_recipe("fusion_raw_all") == load_recipe(RAW)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("defaults: [fusion_raw_all.yaml]\ntrain: {epochs: 3}\n")
+    assert load_recipe(mine).train.epochs == 3 and load_recipe(mine).fusion.name == "raw"
+    (tmp_path / "fusion_raw_all.yaml").write_text("defaults: [base/m3t.yaml]\nfusion: {name: concat}\n")
+    assert find_recipe("fusion_raw_all.yaml", tmp_path) == tmp_path / "fusion_raw_all.yaml"  # the local one wins
+    assert load_recipe(mine).fusion.name == "concat"  # (and its own defaults: the packaged base)
+
+
+def test_a_byte_order_mark_in_a_recipe_is_read_past(tmp_path):
+    recipe = tmp_path / "bom.yaml"
+    recipe.write_bytes(b"\xef\xbb\xbf" + f"defaults: [{RAW}]\ntrain: {{epochs: 4}}\n".encode())
+    assert load_recipe(recipe).train.epochs == 4
+
+
+def test_train_takes_a_packaged_recipe_by_name(tmp_path, monkeypatch, capsys):
+    from snlu.cli.train import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["fusion_raw_all", "train.epochs=2", "--print-config"]) == 0
+    assert "epochs: 2" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="'fusion_raw_al': neither a recipe file nor a key=value override"):
+        main(["fusion_raw_al", "--print-config"])

@@ -18,6 +18,7 @@ from snlu.config import load_recipe
 from snlu.core.errors import ConfigError, DataError, SnluError
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import AudioIndex, read_cnerta
+from snlu.inference import make_utterance
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PACKAGE = Path(__file__).parents[1] / "snlu"
@@ -125,6 +126,7 @@ def test_wav_reader_damaged_header_and_truncation(tmp_path, edits, cut):
     path = tmp_path / "x.wav"
     path.write_bytes(bytes(data[: max(cut, 12)]))
     expect_own_errors(lambda: read_wav(path))
+    expect_own_errors(lambda: make_utterance("北京", path, "x", "item 0", True))  # the header's sizes checked too
 
 
 # ----------------------------------------------------------------------------- nothing is executed

@@ -2,7 +2,8 @@
 machine's matmul peak, a per-component time breakdown, padding efficiency, data wait and peak memory.
 
 The steps are the trainer's own (``Trainer.train_step``, with the recipe's batch size, workers, AMP and
-compile settings) on the recipe's training data (the demo corpus by default), after a warm-up. The FLOPs
+compile settings) on the recipe's training data (the demo corpus by default), after a warm-up; prediction is
+the routine users run (``snlu.inference.predict_utterances``, under the recipe's ``train.amp``). The FLOPs
 and the breakdown are measured on the same batches in separate passes, so neither perturbs the timing.
 """
 
@@ -22,8 +23,8 @@ from omegaconf import DictConfig
 
 from snlu.bench.flops import count_flops, matmul_peak
 from snlu.bench.timers import ComponentTimers, sync
-from snlu.core.devices import to_device
 from snlu.data.batching import batch_budget, make_loader, padding_efficiency
+from snlu.inference import predict_utterances
 from snlu.run import build
 from snlu.training.trainer import Trainer
 
@@ -166,20 +167,19 @@ def flops(trainer: Trainer, batches: list[dict[str, Any]], compute_seconds: floa
     }
 
 
-@torch.no_grad()
 def inference(trainer: Trainer, batches: list[dict[str, Any]]) -> dict[str, float]:
-    """Prediction throughput (eval mode, no gradients) on batches of the training batch size."""
+    """Prediction throughput of the routine users run (``snlu.inference.predict_utterances``: what
+    ``snlu-predict``, ``snlu-eval``, ``snlu.load().predict`` and dev evaluation run, under the run's
+    ``train.amp``), on the utterances of ``batches`` in batches of the training batch size, features included,
+    in the main process (``snlu-predict``'s default of no workers); after one warm-up call on the first batch."""
     task, device = trainer.task, trainer.device
-    decode = task.decode_settings()  # the recipe's (task.beam_size ...), as its dev/test evaluation decodes
-    task.eval()
-    with trainer.autocast():
-        task.predict(to_device(batches[0], device), **decode)  # warm-up
-        sync(device)
-        start = time.perf_counter()
-        for b in batches:
-            task.predict(to_device(b, device), **decode)
-        sync(device)
+    utts = [u for b in batches for u in b["utts"]]
+    size = trainer.cfg.train.batch_size
+    predict_utterances(task, batches[0]["utts"], size, device, progress=False)  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    predict_utterances(task, utts, size, device, progress=False)
+    sync(device)
     seconds = time.perf_counter() - start
     task.train()
-    return {"utt_per_s": sum(len(b["utts"]) for b in batches) / seconds,
-            "audio_s_per_s": sum(map(audio_seconds, batches)) / seconds}
+    return {"utt_per_s": len(utts) / seconds, "audio_s_per_s": sum(u.duration for u in utts) / seconds}

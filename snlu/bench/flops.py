@@ -21,13 +21,14 @@ def count_flops(fn: Callable[[], object]) -> int:
 def matmul_peak(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...] = PEAK_SIZES,
                 min_seconds: float = 0.3) -> dict[str, float]:
     """Best FLOP/s of ``n x n @ n x n`` over ``sizes`` (each timed for at least ``min_seconds`` after a
-    warm-up): the dense-compute limit the model's FLOP/s is compared with."""
+    warm-up): the dense-compute limit the model's FLOP/s is compared with. Sizes stop growing once one
+    product takes a quarter of ``min_seconds`` (a slow dtype, e.g. bf16 on a CPU without bf16 units, would
+    otherwise spend minutes on the largest size)."""
     best = {"flops_per_s": 0.0, "size": 0}
     for n in sizes:
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
-        for _ in range(3):
-            a @ b
+        a @ b  # warm-up
         _sync(device)
         reps, start = 0, time.perf_counter()
         while True:
@@ -41,6 +42,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...]
         rate = 2 * n**3 * reps / elapsed
         if rate > best["flops_per_s"]:
             best = {"flops_per_s": rate, "size": n}
+        if elapsed / reps > min_seconds / 4:
+            break
     return best
 
 

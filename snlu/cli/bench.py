@@ -3,7 +3,8 @@ close it gets to the machine's own limit (the FLOP/s of a dense matmul measured 
 
 Prints one table per run and writes everything with ``--json OUT.json``; ``--markdown OUT.md`` writes the
 results tables of docs/performance.md. The overrides apply to every recipe (e.g. ``train.device=cuda
-train.amp=bf16``) and may come anywhere on the line, before, between or after the options.
+train.amp=bf16``) and may come anywhere on the line, before, between or after the options; ``--also
+'key=value ...'`` benches every recipe once more with those added (``--also train.amp=bf16``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from snlu import run
 from snlu.bench.bench import BenchOptions, bench
 from snlu.cli.common import parse_intermixed, run_main, split_positionals
 from snlu.config import FIXED_SECTIONS, load_raw
+from snlu.core.devices import check_device
 from snlu.core.errors import ConfigError
 from snlu.core.logs import setup_logging
 
@@ -36,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=BenchOptions.warmup, help="untimed training steps first")
     p.add_argument("--steps", type=int, default=BenchOptions.steps, help="timed training steps")
     p.add_argument("--infer-batches", type=int, default=BenchOptions.infer_batches, help="timed inference batches")
+    p.add_argument("--also", action="append", default=[], metavar="'key=value ...'",
+                   help="bench every recipe once more with these overrides (e.g. --also train.amp=bf16: the float32 "
+                        "and bf16 rows in one command); repeat for more variants")
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--markdown", help="write the results tables (Markdown) to this file")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -122,12 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("at least one recipe is required")
     opts = BenchOptions(args.warmup, args.steps, args.infer_batches)
     results: dict[str, dict[str, Any]] = {}
-    per_recipe = applicable(recipes, overrides)
-    for recipe in recipes:
-        cfg = run.load(recipe, per_recipe[recipe])
-        name = Path(recipe).stem
-        results[name] = {"recipe": recipe, "overrides": overrides, **bench(cfg, opts)}
-        print(show(name, results[name]), flush=True)
+    variants = [[], *(extra.split() for extra in args.also)]
+    per_recipe = [applicable(recipes, [*overrides, *extra]) for extra in variants]  # (all checked first)
+    for extra, applied in zip(variants, per_recipe):
+        for recipe in recipes:
+            cfg = run.load(recipe, applied[recipe])
+            check_device(cfg.train.device, f"train.device={cfg.train.device}")
+            name = ", ".join([Path(recipe).stem, *(f"`{e}`" for e in extra)])
+            results[name] = {"recipe": recipe, "overrides": [*overrides, *extra], **bench(cfg, opts)}
+            print(show(name, results[name]), flush=True)
     where = machine()
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": where, "results": results}, indent=1))

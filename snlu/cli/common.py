@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from snlu.config import packaged_recipe
 from snlu.core.errors import ConfigError, SnluError
 
 # An override's key: a dotted recipe key path (``train.epochs``, ``data.train``, ``plugins[0]``); no '/',
@@ -29,6 +30,15 @@ def one_line(error: Exception) -> str:
     return text
 
 
+def unexpected(error: Exception) -> str:
+    """One line for an exception that is not snlu's own: its type and first line, and where the rest is."""
+    text = one_line(error).strip()
+    first, name = text.splitlines()[0] if text else "", type(error).__name__
+    if not first.startswith(f"{name}: "):  # (a data-loader worker's error already names its type)
+        first = f"{name}: {first}" if first else name
+    return f"{first} (--debug shows the traceback)"
+
+
 def is_override(item: str) -> bool:
     """Whether a command-line word is a ``key=value`` override (rather than a file)."""
     key, sep, _ = item.partition("=")
@@ -44,12 +54,13 @@ def parse_intermixed(p: argparse.ArgumentParser, argv: list[str] | None) -> argp
 
 def split_positionals(items: list[str], what: str, most: int | None = 1) -> tuple[list[str], list[str]]:
     """The positional words split into files (``what``: "recipe", "sweep") and overrides, each in
-    order. A word that is neither (no '=', no such file, not a .yaml name), or a file beyond the first
-    ``most``, is a one-line error."""
+    order. A word that is neither (no '=', no such file, not a .yaml name, not a packaged recipe's name such as
+    ``fusion_raw_all``), or a file beyond the first ``most``, is a one-line error."""
     files = [x for x in items if not is_override(x)]
     overrides = [x for x in items if is_override(x)]
-    named = sorted(files, key=lambda f: not Path(f).is_file())  # existing files first: the others are typos
-    odd = [f for f in named if not Path(f).is_file() and Path(f).suffix not in (".yaml", ".yml")]
+    known = {f for f in files if Path(f).is_file() or packaged_recipe(f) is not None}
+    named = sorted(files, key=lambda f: f not in known)  # existing files first: the others are typos
+    odd = [f for f in named if f not in known and Path(f).suffix not in (".yaml", ".yml")]
     if odd:
         raise ConfigError(f"'{odd[0]}': neither a {what} file nor a key=value override (e.g. train.epochs=2)")
     if most is not None and len(named) > most:
@@ -59,8 +70,10 @@ def split_positionals(items: list[str], what: str, most: int | None = 1) -> tupl
 
 
 def run_main(main: Callable[[], int | None], debug: bool = False) -> None:
-    """Run ``main``; a SnluError prints one line (no traceback unless ``--debug``) and exits 2; SIGINT (Ctrl-C)
-    prints ``interrupted`` and exits 130, also where the command was started with SIGINT ignored."""
+    """Run ``main``; an error prints one line (no traceback unless ``--debug``) and exits 2: a SnluError its
+    message, any other exception (raised by a component or a library while building or training) its type and
+    first line; SIGINT (Ctrl-C) prints ``interrupted`` and exits 130, also where the command was started with
+    SIGINT ignored."""
     debug = debug or "--debug" in sys.argv
     try:
         with sigint_interrupts():
@@ -69,6 +82,11 @@ def run_main(main: Callable[[], int | None], debug: bool = False) -> None:
         if debug:
             raise
         print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:
+        if debug:
+            raise
+        print(f"error: {unexpected(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Any
 
 from snlu.analysis import error_analysis, plot_analysis
 from snlu.cli.common import run_main
-from snlu.cli.predict import add_model_args, load_and_predict
+from snlu.cli.predict import add_model_args, finish, load_and_predict
 from snlu.cli.score import format_table
 from snlu.core.devices import pick_device
 from snlu.core.errors import SnluError
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SnluError(f"{args.data}: --alignment: no line has 'timings' (espeak's [char_start, char_end, "
                             "start_ms, end_ms]; snlu-prepare demo and demo-asr write them)")
 
-    task, utts, preds = load_and_predict(args, require_entities=True,
-                                         check=check_alignment if args.alignment else None)
+    task, utts, preds, failures = load_and_predict(args, require_entities=True,
+                                                   check=check_alignment if args.alignment else None)
     metrics = task.evaluate(utts, preds)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), encoding="utf-8")
     write_predictions(out / "predictions.jsonl", task, utts, preds)
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         (out / "alignment.json").write_text(json.dumps(quality, indent=1), encoding="utf-8")
         print(alignment.describe(quality))
     log.info("wrote %s", out)
-    return 0
+    if failures:
+        log.warning("the metrics cover the %d utterances read, not the %d skipped", len(utts), len(failures))
+    return finish(failures, len(utts))
 
 
 def entry() -> None:

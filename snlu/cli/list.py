@@ -1,4 +1,8 @@
-"""``snlu-list [KIND]``: every registered component with its one-line description."""
+"""``snlu-list [KIND] [--plugins PLUGIN ...]``: every registered component with its one-line description.
+
+Built-ins and installed plugin packages (entry points) are always listed; a plugin a recipe lists by file or
+module name is listed once given: ``snlu-list fusions --plugins film.py`` (a .py file from the working folder,
+or a module name; repeat ``--plugins`` for several)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ from snlu.registry import REGISTRIES
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="snlu-list", description=__doc__)
+    p = argparse.ArgumentParser(prog="snlu-list", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", nargs="?", help=f"one of: {', '.join(REGISTRIES)}")
-    p.add_argument("--plugins", nargs="*", default=[], help="plugin modules to load first")
+    p.add_argument("--plugins", action="append", default=[], metavar="PLUGIN",
+                   help="a plugin to load first, as a recipe's plugins: list names it: a .py file (relative to the "
+                        "working folder) or a module; repeat for several")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     load_plugins(args.plugins)
     kinds = list(REGISTRIES)

@@ -5,6 +5,11 @@ IN is CNERTA JSON Lines (``entity`` may be absent) or a list of ``<audio_path>\\
 line is the input's JSON object with ``entity`` replaced by the predictions (ASR: ``prediction`` added);
 a list line becomes ``{"sentence": transcript, "audio": [<file stem>], ...}``. Output order = input order.
 
+An input that cannot be read or prepared (audio missing, empty, unreadable, truncated or too short, a bad line)
+is reported with its file, line and reason and skipped; the others are predicted, and the exit status is 3
+with a count at the end. ``--strict``: the first one stops the command (one line, exit 2, nothing written).
+Predictions run under the run's ``train.amp`` (``--amp`` overrides it).
+
 ``--asr-model ASR_MODEL_DIR`` (pipeline spoken NER, for audio without a transcript): transcribe with the ASR
 model, then tag the transcripts with MODEL_DIR; IN may then list bare audio paths, and each output line gets
 ``prediction`` (the transcript) and ``entity`` (offsets into it). See snlu/pipeline.py.
@@ -19,12 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from snlu.cli.common import run_main
+from snlu.core.devices import check_device
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
-from snlu.inference import predict_utterances, read_inputs, write_predictions
+from snlu.inference import AMP_CHOICES, predict_utterances, read_inputs, warn_long, write_predictions
 from snlu.tasks.base import Task
 
 log = logging.getLogger("snlu")
@@ -44,10 +48,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--marker-bonus", type=float, metavar="B",
                    help="e2e_ner models: add B to the entity markers' logits before decoding (default: the model's "
                         "task.marker_bonus, 0)")
+    p.add_argument("--amp", choices=AMP_CHOICES,
+                   help="autocast for prediction: auto, off, bf16, fp16 (default: the run's train.amp)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable input (exit 2); default: report it, skip it, predict the "
+                        "others and exit 3")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="read a WAV holding fewer samples than its header declares as it is (default: an error)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 DECODE_FLAGS = {"beam_size": "--beam-size", "marker_bonus": "--marker-bonus"}  # decoding option -> its flag
+SOME_FAILED = 3  # exit status when some inputs were skipped (--strict: the first one stops the command, exit 2)
 
 
 def decode_args(args: argparse.Namespace, task: Task) -> dict[str, Any]:
@@ -66,24 +78,58 @@ def check_args(args: argparse.Namespace) -> None:
         raise SnluError("--batch-size must be >= 1 and --num-workers >= 0")
     if args.beam_size is not None and args.beam_size < 1:
         raise SnluError(f"--beam-size must be >= 1, got {args.beam_size}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SnluError("--device cuda: no CUDA device is available")
+    check_device(args.device, f"--device {args.device}")
+
+
+def read_reported(args: argparse.Namespace, task: Task, require_entities: bool = False) -> tuple[list, list[str]]:
+    """The inputs ``task`` can read, and the reasons of those it cannot (each logged; ``--strict``: the first
+    one is raised instead)."""
+    errors: list | None = None if args.strict else []
+    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities, errors=errors,
+                       allow_truncated=args.allow_truncated)
+    failures = [str(e) for e in errors or ()]
+    for failure in failures:
+        log.warning("skipped %s", failure)
+    if not utts:
+        raise SnluError(f"{args.data}: no readable utterance ({len(failures)} skipped, listed above)")
+    return utts, failures
 
 
 def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
                      check: Callable[[Task, list], None] | None = None):
     """Load the model and the inputs, ``check`` them (before the slow part), predict; returns
-    ``(task, utterances, predictions)``."""
+    ``(task, utterances, predictions, failures)``: the inputs that could not be read or prepared are reported
+    (a warning each), left out of the utterances and predictions and listed in ``failures``; with
+    ``--strict`` the first one stops the command."""
     check_args(args)
     task = Task.load(args.model_dir)
     decode = decode_args(args, task)
-    utts = read_inputs(args.data, task, args.audio_dir, require_entities=require_entities)
+    utts, failures = read_reported(args, task, require_entities)
     if check is not None:
         check(task, utts)
+    warn_long(task, utts)
     started = time.perf_counter()
-    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers, decode=decode)
+    failed: dict[int, str] | None = None if args.strict else {}
+    preds = predict_utterances(task, utts, args.batch_size, args.device, args.num_workers, decode=decode, amp=args.amp,
+                               failed=failed)
+    for i in sorted(failed or {}):
+        log.warning("skipped %s", failed[i])
+        failures.append(failed[i])
+    kept = [i for i in range(len(utts)) if i not in (failed or {})]
+    utts, preds = [utts[i] for i in kept], [preds[i] for i in kept]
+    if not utts:
+        raise SnluError(f"{args.data}: no input could be predicted ({len(failures)} skipped, listed above)")
     log.info("%d utterances predicted in %.1f s", len(utts), time.perf_counter() - started)
-    return task, utts, preds
+    return task, utts, preds, failures
+
+
+def finish(failures: list[str], done: int) -> int:
+    """The exit status: 0, or SOME_FAILED with a count of the inputs skipped (each reported above)."""
+    if not failures:
+        return 0
+    log.warning("%d input%s skipped (listed above), %d predicted; exit status %d (--strict stops at the first)",
+                len(failures), "s" * (len(failures) != 1), done, SOME_FAILED)
+    return SOME_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.asr_model:
         return predict_pipeline(args)
-    task, utts, preds = load_and_predict(args)
+    task, utts, preds, failures = load_and_predict(args)
     write_predictions(Path(args.output), task, utts, preds)
     log.info("wrote %s", args.output)
-    return 0
+    return finish(failures, len(utts))
 
 
 def predict_pipeline(args: argparse.Namespace) -> int:
@@ -111,14 +157,14 @@ def predict_pipeline(args: argparse.Namespace) -> int:
     ner, asr = Task.load(args.model_dir), Task.load(args.asr_model)
     pipeline.check_models(ner, asr)
     decode = decode_args(args, asr)  # the flags decode the ASR model's transcripts
-    utts = read_inputs(args.data, asr, args.audio_dir)  # audio only: a list may hold bare audio paths
+    utts, failures = read_reported(args, asr)  # audio only: a list may hold bare audio paths
     started = time.perf_counter()
     results = pipeline.transcribe_and_tag(ner, asr, utts, args.batch_size, args.device, args.num_workers,
                                           decode=decode)
     log.info("%d utterances transcribed and tagged in %.1f s", len(utts), time.perf_counter() - started)
     pipeline.write_predictions(args.output, utts, results)
     log.info("wrote %s", args.output)
-    return 0
+    return finish(failures, len(utts))
 
 
 def entry() -> None:

@@ -41,6 +41,9 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (manifests, vocab, CMVN, stats, report)")
     _feature_options(p)
     p.add_argument("--strict", action="store_true", help="exit 2 if any utterance would be skipped")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="a WAV holding fewer samples than its header declares is read as it is (a warning); "
+                        "default: an error")
     p.add_argument("--refuse-resample", action="store_true",
                    help="a sample rate other than 16 kHz is an error (default: resample, with a warning)")
     p.add_argument("--min-seconds", type=float, default=CheckOptions.min_seconds,
@@ -140,11 +143,15 @@ def _options(args: argparse.Namespace, types: tuple[str, ...] | None = None) -> 
                         max_seconds=args.max_seconds)
 
 
+def _audio_index(root: str | Path, args: argparse.Namespace) -> AudioIndex:
+    return AudioIndex(root, args.allow_truncated, "--allow-truncated")
+
+
 def cnerta(args: argparse.Namespace) -> int:
     root = Path(args.jsonl_dir)
     dev = args.dev or next((n for n in ("dev.jsonl", "valid.jsonl") if (root / n).is_file()), "dev.jsonl")
     types = tuple(t.strip() for t in args.types.split(",") if t.strip()) or None
-    validator = Validator(AudioIndex(args.audio_dir), _options(args, types))
+    validator = Validator(_audio_index(args.audio_dir, args), _options(args, types))
     results = {}
     for split, name in zip(SPLITS, (args.train, dev, args.test)):
         path = root / name
@@ -154,7 +161,7 @@ def cnerta(args: argparse.Namespace) -> int:
 
 def aishell(args: argparse.Namespace) -> int:
     transcript, lines, unmatched = aishell_lines(args.dir)
-    validator = Validator(AudioIndex(Path(args.dir) / "wav"), _options(args))
+    validator = Validator(_audio_index(Path(args.dir) / "wav", args), _options(args))
     for problem in unmatched:
         validator.add(problem)
     results = {split: validator.check_split(split, transcript, lines[split]) for split in SPLITS}

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from snlu.core.errors import SnluError
+
 
 def pick_device(name: str) -> torch.device:
     """``auto``: the GPU if there is one, else the CPU. Under torchrun (``WORLD_SIZE`` > 1) ``cuda`` is this
@@ -17,6 +19,18 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
+
+
+def check_device(name: str, where: str) -> None:
+    """A one-line SnluError, before anything is built, when ``name`` asks for a GPU this machine lacks (``where``
+    names the setting: ``--device cuda``, ``train.device=cuda``)."""
+    if not name.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise SnluError(f"{where}: no CUDA device is available on this machine (use cpu or auto)")
+    index = name.partition(":")[2]
+    if index and int(index) >= torch.cuda.device_count():
+        raise SnluError(f"{where}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -18,6 +18,12 @@ def fbank_frames(num_samples: int, frame_length_ms: float = FRAME_LENGTH_MS, fra
     return 0 if num_samples < win else 1 + (num_samples - win) // hop
 
 
+def frames_seconds(frames: int, frame_length_ms: float = FRAME_LENGTH_MS,
+                   frame_shift_ms: float = FRAME_SHIFT_MS) -> float:
+    """The longest audio, in seconds, that gives at most ``frames`` fbank frames (``data.max_frames`` as time)."""
+    return ((frames - 1) * frame_shift_ms + frame_length_ms) / 1000.0
+
+
 def subsampled_lengths(lengths: Tensor) -> Tensor:
     """Frame counts after two unpadded 3x3 stride-2 convolutions."""
     for _ in range(2):

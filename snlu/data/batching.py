@@ -7,6 +7,7 @@ each worker gets the task's data processor (``task.processor``: no model weights
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -153,5 +154,9 @@ def make_loader(utts: list[Utterance], processor: Processor, batch_size: int, bu
 
 
 def _one_thread(_: int) -> None:
-    """Workers only compute features: one thread each, so they do not fight the model for cores."""
+    """Workers only compute features: one thread each, so they do not fight the model for cores. Signals are the
+    main process's to handle: a forked worker would otherwise run the trainer's stop handler too (and log its
+    Ctrl-C message a second time); the loader ends its workers when the main process stops."""
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

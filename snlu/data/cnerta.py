@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ import soundfile as sf
 
 from snlu.core.checks import positive
 from snlu.core.errors import DataError
+from snlu.core.frames import frames_seconds
+from snlu.data.audio import truncation
 from snlu.data.dataset import Dataset
 from snlu.data.demo import DEFAULT_SIZES, ensure_demo_corpus
-from snlu.data.labels import flatten_outermost_counted
+from snlu.data.labels import dropped_spans, flatten_outermost_counted
 from snlu.data.utterance import Utterance
 from snlu.registry import DATASETS
 
@@ -32,11 +35,16 @@ SPLITS = ("train", "dev", "test")
 
 
 class AudioIndex:
-    """Resolves an audio id to ``<dir>/<id>.wav``, or ``<dir>/**/<id>.wav`` for AISHELL's nested layout."""
+    """Resolves an audio id to ``<dir>/<id>.wav``, or ``<dir>/**/<id>.wav`` for AISHELL's nested layout.
 
-    def __init__(self, root: str | Path):
+    A WAV file holding fewer samples than its header declares (a truncated copy) is an error; with
+    ``allow_truncated`` it is read as far as it goes and its line recorded in ``truncated``."""
+
+    def __init__(self, root: str | Path, allow_truncated: bool = False, option: str = "data.allow_truncated"):
         self.root = Path(root).resolve()
         self._nested: dict[str, Path] | None = None
+        self.allow_truncated, self.option = allow_truncated, option  # (the setting that allows, for messages)
+        self.truncated: list[tuple[str, str]] = []  # ("file:line", what) of each truncated file read as it is
 
     def resolve(self, audio_id: str, where: tuple[Path, int]) -> Path:
         if not audio_id or Path(audio_id).is_absolute() or ".." in Path(audio_id).parts or "\\" in audio_id:
@@ -101,7 +109,7 @@ def read_lines(path: str | Path) -> list[str]:
     """The lines of a JSONL file; a missing or non-UTF-8 file is a DataError."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # (a BOM, as some editors write, is no line content)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except UnicodeDecodeError as e:
@@ -119,9 +127,22 @@ def _audio_path(obj: dict, audio_id: str, audio: AudioIndex, path: Path, line: i
     return resolved
 
 
-def check_line(text: str, path: Path, n: int, audio: AudioIndex | None,
-               require_entities: bool = True) -> Utterance | None:
-    """Check line ``n`` of ``path``: an Utterance, None for a blank line, or a DataError naming the field."""
+def check_types(spans: list[tuple[int, int, str]], types: Sequence[str] | None, path: Path, line: int,
+                option: str) -> None:
+    """Each span's TYPE is one of ``types`` (None: any), else a DataError naming the field and ``option``, the
+    setting that adds types."""
+    if types is None:
+        return
+    for k, (*_, etype) in enumerate(spans):
+        if etype not in types:
+            raise DataError(path, f"type '{etype}' is not one of {', '.join(types)} ({option} adds types)", line,
+                            f"entity[{k}]")
+
+
+def check_line(text: str, path: Path, n: int, audio: AudioIndex | None, require_entities: bool = True,
+               types: Sequence[str] | None = None) -> Utterance | None:
+    """Check line ``n`` of ``path``: an Utterance, None for a blank line, or a DataError naming the field.
+    ``types``: the entity types allowed (None: any)."""
     if not text.strip():
         return None
     try:
@@ -135,6 +156,7 @@ def check_line(text: str, path: Path, n: int, audio: AudioIndex | None,
         raise DataError(path, "empty sentence", n, "sentence")
     raw = _field(obj, "entity", list, path, n) if require_entities or "entity" in obj else []
     nested = parse_entities(raw, sentence, path, n)
+    check_types(nested, types, path, n, "data.entity_types")
     audio_id = audio_id_of(obj, path, n)
     wav, duration = None, 0.0
     if audio is not None:
@@ -145,21 +167,53 @@ def check_line(text: str, path: Path, n: int, audio: AudioIndex | None,
             raise DataError(path, f"unreadable audio {resolved}: {str(e).splitlines()[0]}", n, "audio") from None
         if info.frames == 0:
             raise DataError(path, f"empty audio {resolved} (0 samples)", n, "audio")
+        why = truncation(resolved, info.frames, info.samplerate)
+        if why and not audio.allow_truncated:
+            raise DataError(path, f"audio {resolved}: {why} ({audio.option} reads it as it is)", n, "audio")
+        if why:
+            audio.truncated.append((f"{path}:{n}", f"audio {resolved}: {why}"))
         wav, duration = str(resolved), info.frames / info.samplerate
     flat, _ = flatten_outermost_counted(nested)
     return Utterance(audio_id, sentence, wav, duration, flat, nested, obj, f"{path}:{n}")
 
 
-def read_cnerta(path: str | Path, audio: AudioIndex | None, require_entities: bool = True) -> list[Utterance]:
+def read_cnerta(path: str | Path, audio: AudioIndex | None, require_entities: bool = True,
+                types: Sequence[str] | None = None, errors: list[DataError] | None = None) -> list[Utterance]:
     """Read and check a CNERTA JSONL file (stops at the first bad line); ``audio=None`` skips audio
     (text-only tasks). A line with a ``path`` (a prepared manifest) uses that file for its audio.
-    ``require_entities=False`` (prediction inputs) reads a line without ``entity`` as having none."""
+    ``require_entities=False`` (prediction inputs) reads a line without ``entity`` as having none; ``types``:
+    the entity types allowed (None: any). With an ``errors`` list, a bad line is appended there and skipped."""
     path = Path(path)
-    out = [u for n, text in enumerate(read_lines(path), start=1)
-           if (u := check_line(text, path, n, audio, require_entities))]
-    if not out:
+    out = []
+    for n, text in enumerate(read_lines(path), start=1):
+        try:
+            utt = check_line(text, path, n, audio, require_entities, types)
+        except DataError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+            continue
+        if utt is not None:
+            out.append(utt)
+    if not out and not errors:
         raise DataError(path, "no utterances (empty file)")
     return out
+
+
+def flattening_report(split: str, utts: list[Utterance]) -> str:
+    """What flattening to the outermost spans dropped from ``utts``, for the log: the nested spans count; a
+    crossing span (overlapping a kept one without lying inside it) is named, with the rule that chose."""
+    nested, crossing = 0, []
+    for u in utts:
+        inside, crosses = dropped_spans(u.nested, u.entities)
+        nested += len(inside)
+        crossing += [(u, a, b) for a, b in crosses]
+    if crossing:
+        u, (s1, e1, t1), (s2, e2, t2) = crossing[0]
+        log.warning("%s: %d crossing entity span%s dropped (first: %s: [%d, %d) %s crosses [%d, %d) %s, kept); "
+                    "data.flatten=outermost keeps the longer span, then the earlier one", split, len(crossing),
+                    "s" * (len(crossing) != 1), u.where, s1, e1, t1, s2, e2, t2)
+    return f"{nested} nested span{'s' * (nested != 1)} flattened away"
 
 
 @dataclasses.dataclass
@@ -184,6 +238,8 @@ class CnertaConfig:
     dev: str | None = None
     test: str | None = None
     audio_dir: str | None = None
+    entity_types: list[str] | None = dataclasses.field(default_factory=lambda: ["PER", "LOC", "ORG"])  # null: any
+    allow_truncated: bool = False  # a WAV shorter than its header says: read it as it is (warning) instead of an error
     flatten: str = "outermost"  # nested spans: keep the outermost (the reference policy)
     max_frames: int = 1468  # training utterances longer than this are skipped (and counted)
     max_chars: int = 50  # training sentences longer than this are skipped (and counted)
@@ -208,6 +264,8 @@ class CnertaConfig:
                 raise ValueError(f"{key}: file not found: {value}")
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit: must be > 0, got {self.limit}")
+        if self.entity_types is not None and (not self.entity_types or not all(self.entity_types)):
+            raise ValueError(f"entity_types: expected a list of type names (null: any), got {self.entity_types}")
 
 
 @DATASETS.register("cnerta", config=CnertaConfig)
@@ -229,15 +287,18 @@ class CnertaData(Dataset):
 
     def load(self, with_audio: bool = True) -> dict[str, list[Utterance]]:
         files, audio_dir = self.paths()
-        index = AudioIndex(audio_dir) if with_audio else None
+        index = AudioIndex(audio_dir, self.cfg.allow_truncated) if with_audio else None
+        types = list(self.cfg.entity_types) if self.cfg.entity_types is not None else None
         splits = {}
         for split, path in files.items():
-            utts = read_cnerta(path, index)
+            utts = read_cnerta(path, index, types=types)
             if self.cfg.limit:
                 utts = utts[: self.cfg.limit]
-            dropped = sum(len(u.nested) - len(u.entities) for u in utts)
-            log.info("%s: %d utterances from %s (%d nested spans flattened away)", split, len(utts), path, dropped)
+            log.info("%s: %d utterances from %s (%s)", split, len(utts), path, flattening_report(split, utts))
             splits[split] = utts
+        if index is not None and index.truncated:
+            log.warning("%d truncated audio file%s read as far as they go (data.allow_truncated; first: %s: %s)",
+                        len(index.truncated), "s" * (len(index.truncated) != 1), *index.truncated[0])
         splits["train"] = self._filter_long(splits["train"])
         if with_audio and self.cfg.feature_cache:
             from snlu.data.features import FeatureCache  # numpy/torch only when a cache is used
@@ -249,7 +310,7 @@ class CnertaData(Dataset):
 
     def _filter_long(self, utts: list[Utterance]) -> list[Utterance]:
         """Skip training utterances over the limits; never truncate, always say how many."""
-        max_seconds = (self.cfg.max_frames * 10 + 15) / 1000.0  # 10 ms hop, 25 ms window
+        max_seconds = frames_seconds(self.cfg.max_frames)
         keep = [u for u in utts if len(u.sentence) <= self.cfg.max_chars and u.duration <= max_seconds]
         if len(keep) < len(utts):
             log.warning("train: skipped %d of %d utterances over max_chars=%d or max_frames=%d",

@@ -48,6 +48,19 @@ def flatten_outermost_counted(spans: Iterable[Span]) -> tuple[list[Span], int]:
     return kept, len(unique) - len(kept)
 
 
+def dropped_spans(spans: Iterable[Span], kept: Sequence[Span]) -> tuple[list[Span], list[tuple[Span, Span]]]:
+    """What flattening ``spans`` to ``kept`` dropped: the spans inside a kept one (nested), and the spans that
+    cross one (overlap it without lying inside it), each with the first kept span it crosses."""
+    kept_set = set(kept)
+    nested, crossing = [], []
+    for span in sorted({_check_span(s) for s in spans} - kept_set):
+        if any(k[0] <= span[0] and span[1] <= k[1] for k in kept):
+            nested.append(span)
+        else:
+            crossing.append((span, next(k for k in kept if span[0] < k[1] and k[0] < span[1])))
+    return nested, crossing
+
+
 def flatten_outermost(spans: Iterable[Span]) -> list[Span]:
     """Like ``flatten_outermost_counted`` but return only the kept spans (sorted by start)."""
     return flatten_outermost_counted(spans)[0]

@@ -22,6 +22,7 @@ import torch
 from snlu.core.errors import DataError
 from snlu.core.frames import SAMPLE_RATE, fbank_frames, subsampled_lengths
 from snlu.data.cnerta import AudioIndex, check_line
+from snlu.data.labels import dropped_spans
 from snlu.data.utterance import Utterance
 
 KINDS = {
@@ -33,6 +34,9 @@ KINDS = {
     "audio_missing": "audio file not found",
     "audio_unreadable": "audio file not readable as audio",
     "audio_empty": "audio file with no samples",
+    "audio_truncated": "WAV file holding fewer samples than its header declares (warning with --allow-truncated)",
+    "crossing": "entity spans that cross (overlap, neither inside the other): the outermost rule keeps the longer, "
+                "then the earlier (warning)",
     "sample_rate": "not 16 kHz (warning: resampled; error with --refuse-resample)",
     "channels": "more than one channel (warning: down-mixed)",
     "duration": "duration outside [min_seconds, max_seconds]",
@@ -78,7 +82,7 @@ class SplitResult:
 
     @property
     def nested_dropped(self) -> int:
-        """Spans removed by flattening nested entities to the outermost."""
+        """Spans removed by flattening nested (and crossing) entities to the outermost."""
         return sum(len(u.nested) - len(u.entities) for u in self.utterances)
 
     @property
@@ -95,7 +99,7 @@ def kind_of(error: DataError) -> str:
         return "span"
     if field in ("audio", "path"):
         for key, kind in (("not found", "audio_missing"), ("unreadable audio", "audio_unreadable"),
-                          ("empty audio", "audio_empty")):
+                          ("empty audio", "audio_empty"), (": truncated: ", "audio_truncated")):
             if key in message:
                 return kind
     return "field"
@@ -129,6 +133,7 @@ class Validator:
         path = Path(path)
         result = SplitResult(split, str(path), 0, [], set())
         for n, text in lines:
+            truncated = len(self.audio.truncated)
             try:
                 utt = check_line(text, path, n, self.audio)
             except DataError as e:
@@ -139,6 +144,10 @@ class Validator:
                 continue
             result.lines += 1
             problems = self._check_utterance(split, utt, path, n)
+            if len(self.audio.truncated) > truncated:  # allowed (--allow-truncated): read as it is, reported
+                what = self.audio.truncated[-1][1]
+                problems.append(Problem.of(split, "audio_truncated", DataError(path, what, n, "audio"), utt.id,
+                                           "warning"))
             self.problems.extend(problems)
             if any(p.severity == "error" for p in problems):
                 continue
@@ -159,6 +168,9 @@ class Validator:
             for k, (*_, etype) in enumerate(utt.nested):
                 if etype not in opt.types:
                     problem("entity_type", f"type '{etype}' is not one of {', '.join(opt.types)}", f"entity[{k}]")
+        for (s1, e1, t1), (s2, e2, t2) in dropped_spans(utt.nested, utt.entities)[1]:
+            problem("crossing", f"[{s1}, {e1}) {t1} crosses [{s2}, {e2}) {t2}: dropped (the outermost rule keeps the "
+                    "longer span, then the earlier)", "entity", "warning")
         if utt.id in self.seen:
             problem("duplicate_id", f"duplicate id '{utt.id}' (first at {self.seen[utt.id]})", "audio")
         info = sf.info(utt.audio)  # check_line read this header already: it is readable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -64,6 +65,18 @@ class BertTextEncoder(nn.Module):
         self.dim = self.model.config.hidden_size
         self.intermediate_size = self.model.config.intermediate_size
         self.num_heads = self.model.config.num_attention_heads
+
+    @staticmethod
+    def sizes(cfg: BertConfig) -> dict[str, int]:
+        """``dim``, ``intermediate_size`` and ``num_heads`` from the model folder's config.json alone (no weights,
+        no transformers import): what a recipe's other components can be checked against before any data."""
+        path = (Path(cfg.pretrained) if cfg.pretrained else demo_bert_dir()) / "config.json"
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            return {"dim": int(config["hidden_size"]), "intermediate_size": int(config["intermediate_size"]),
+                    "num_heads": int(config["num_attention_heads"])}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"text_encoder.pretrained: {path}: not a BERT config ({type(e).__name__}: {e})") from None
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """(B, N) word pieces -> (B, N, hidden)."""

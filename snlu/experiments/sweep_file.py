@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from snlu.config import read_yaml
+from snlu.config import find_recipe, read_yaml
 from snlu.core.errors import ConfigError
 from snlu.core.schema import check_section
 from snlu.run import load
@@ -116,7 +116,7 @@ class Sweep:
 
 def load_sweep(path: str | Path, variables: dict[str, str] | None = None, extra: list[str] | None = None) -> Sweep:
     """Read and check a sweep file; ``variables`` replace its ``vars``, ``extra`` overrides go to every run."""
-    path = Path(path)
+    path = find_recipe(path)  # (a packaged sweep by name: sweeps/demo_ablation)
 
     def fail(key: str, msg: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {msg}")
@@ -159,7 +159,8 @@ def load_sweep(path: str | Path, variables: dict[str, str] | None = None, extra:
 
 
 def _recipe(sweep: Path, value: str, key: str, fail: Callable[[str, str], ConfigError]) -> Path:
-    path = (sweep.resolve().parent / str(value)).resolve()
+    """The recipe ``value`` names: a file relative to the sweep file, else a packaged recipe of that name."""
+    path = find_recipe(str(value), sweep.resolve().parent).resolve()
     if not path.is_file():
         raise fail(key, f"recipe not found: {path}")
     return path

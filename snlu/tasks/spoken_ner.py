@@ -13,13 +13,14 @@ loss terms are on is read from the recipe once (``Wiring``): by the recipe check
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from snlu.core.errors import ConfigError
 from snlu.core.tensors import lengths_mask
 from snlu.data.labels import LabelSet
 from snlu.data.processor import AudioFeatures
@@ -94,6 +95,16 @@ class Wiring:
         return out
 
 
+def dry_build(section: str, build: Callable[[], Any]) -> Any:
+    """``build()``; a ValueError its constructor raises is a ConfigError naming ``section``."""
+    try:
+        return build()
+    except ValueError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith(f"{section}.") else f"{section}: {message}") from None
+
+
+
 class SpokenNERProcessor(NERProcessor):
     """The NER text inputs plus the audio's features (``feats``, ``feat_lengths``)."""
 
@@ -153,7 +164,24 @@ class SpokenNERTask(AudioTask, NERTask):
         """Also: what the fusion and the tokenizer consume is offered; a warning for each component nothing
         uses (the tokenizer when no fusion consumes tokens and the audio CRF loss is off, ...): it is never run."""
         classes = classes if classes is not None else cls.component_classes(cfg)
-        return super().check_recipe(cfg, classes) + Wiring.of(cfg, classes).warnings(cfg)
+        warnings = super().check_recipe(cfg, classes) + Wiring.of(cfg, classes).warnings(cfg)
+        cls.check_sizes(cfg, classes)
+        return warnings
+
+    @classmethod
+    def check_sizes(cls, cfg: DictConfig, classes: Mapping[str, type]) -> None:
+        """Build the audio side and the fusion on the meta device (no memory, no weights) with the text encoder's
+        sizes read from its config: what their constructors refuse (a head count that does not divide the text
+        size) is a recipe error before any data. A text encoder that cannot tell its sizes skips this."""
+        sizes = getattr(classes["text_encoder"], "sizes", None)
+        if sizes is None:
+            return
+        text = sizes(cfg.text_encoder)
+        with torch.device("meta"):
+            frontend = dry_build("frontend", lambda: classes["frontend"](cfg.frontend))
+            encoder = dry_build("audio_encoder", lambda: classes["audio_encoder"](cfg.audio_encoder, frontend.dim))
+            dry_build("fusion", lambda: classes["fusion"](cfg.fusion, text["dim"], encoder.dim,
+                                                          text["intermediate_size"], text["num_heads"]))
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked)."""

@@ -58,6 +58,7 @@ class Progress:
     bad_steps: int = 0  # non-finite steps over the run
     oom_skips: int = 0  # out-of-memory batches over the run
     scaler: dict[str, Any] = dataclasses.field(default_factory=dict)  # fp16 GradScaler state (loss scale)
+    seconds: float = 0.0  # wall time of the run up to this checkpoint, over all its sessions
 
 
 # ----------------------------------------------------------------------------- state <-> tensors + JSON

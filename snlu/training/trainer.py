@@ -98,8 +98,12 @@ class StepModule(torch.nn.Module):
 class Trainer:
     """Trains ``task`` with the recipe's ``train`` and ``optim`` sections, writing into ``run_dir``."""
 
-    def __init__(self, task: Task, cfg: DictConfig, run_dir: Path):
+    def __init__(self, task: Task, cfg: DictConfig, run_dir: Path, started: float | None = None):
+        """``started``: ``time.perf_counter()`` when this session began (default: now); the run's time is the
+        sum over its sessions (:meth:`seconds`)."""
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.started = time.perf_counter() if started is None else started
+        self.seconds_before = 0.0  # earlier sessions' time, up to the checkpoint this one resumed from
         tc = cfg.train
         self.place = distributed.place()
         self.device = pick_device(tc.device)
@@ -143,6 +147,7 @@ class Trainer:
         """Rank 0 writes the checkpoint; the others wait for it."""
         path = None
         self.progress.scaler = self.scaler.state_dict()  # {} unless fp16
+        self.progress.seconds = self.seconds()
         if self.place.main:
             path = checkpoint.save(self.run_dir, self.task, self.optimizer, self.scheduler, self.progress,
                                    self.cfg.train.keep_checkpoints)
@@ -157,12 +162,17 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Continue from checkpoint folder ``path`` (weights, optimizer, scheduler, RNG, position)."""
         p = self.progress = checkpoint.load(path, self.task, self.optimizer, self.scheduler, self.device)
+        self.seconds_before = p.seconds
         if p.scaler and self.scaler.is_enabled():
             self.scaler.load_state_dict(p.scaler)
         log.info("resumed from %s: epoch %d, %d batches done%s", path, p.epoch, p.batch,
                  f", best dev {self.task.main_metric} {p.best:.4f} (epoch {p.best_epoch})" if p.best_epoch else "")
         if p.batch == 0 and p.best_epoch is not None and p.best_epoch == p.epoch - 1:
             self.save_best()  # written right after this checkpoint: maybe never finished
+
+    def seconds(self) -> float:
+        """Wall time of the run so far: earlier sessions up to the checkpoint resumed from, and this one."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def interrupted(self) -> Interrupted:
         """Write a checkpoint of the state now and say how to continue."""

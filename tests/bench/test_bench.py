@@ -87,3 +87,35 @@ def test_an_override_no_recipe_has_is_an_error(tiny):
 
     with pytest.raises(ConfigError, match="no recipe among .* has section 'audio_encodr'"):
         main([str(RECIPES / "text_only.yaml"), "audio_encodr.n_blocks=1"])
+
+
+def test_inference_is_the_users_prediction_routine_under_the_runs_amp(tmp_path, tiny, demo_overrides, monkeypatch):
+    """snlu-bench times ``predict_utterances``, what snlu-predict and snlu.load().predict run, and under the
+    recipe's train.amp (the old inference column ran task.predict under the trainer's autocast instead)."""
+    import snlu.bench.bench as bench_module
+    from snlu import inference
+
+    dtypes, calls = [], []
+
+    def recording(task, utts, *args, **kwargs):
+        calls.append(len(utts))
+        predict = task.predict
+
+        def probe(batch):
+            dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            return predict(batch)
+
+        task.predict = probe
+        try:
+            return inference.predict_utterances(task, utts, *args, **kwargs)
+        finally:
+            del task.predict
+
+    monkeypatch.setattr(bench_module, "predict_utterances", recording)
+    text_only = [x for x in tiny if not x.startswith("audio_encoder.")]  # (it has no speech side)
+    args = [str(RECIPES / "text_only.yaml"), *text_only, *demo_overrides, "train.batch_size=2", "train.amp=bf16",
+            "--steps", "2", "--warmup", "0", "--infer-batches", "2", "--json", str(tmp_path / "b.json")]
+    assert main(args) == 0
+    assert calls == [2, 4]  # the warm-up on the first batch, then the timed utterances of two batches
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert json.loads((tmp_path / "b.json").read_text())["results"]["text_only"]["amp"] == "bfloat16"

@@ -15,8 +15,10 @@ import numpy as np
 import processes
 import pytest
 import soundfile as sf
+import torch
 
 from snlu.cli.train import entry
+from snlu.data.cnerta import SPLITS
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 RAW, ASR = str(RECIPES / "fusion_raw_all.yaml"), str(RECIPES / "asr_pretrain.yaml")
@@ -100,13 +102,127 @@ def test_zero_second_wav(monkeypatch, capsys, corpus, tmp_path):
 
 
 def test_truncated_wav(monkeypatch, capsys, corpus, tmp_path):
+    """A WAV holding fewer samples than its header declares is an error when its line is read; with
+    data.allow_truncated it is read as it is (then this one is too short for the encoder)."""
     d, data = corpus
     wav, line = first_train_wav(d)
+    declared = sf.info(wav).frames
     wav.write_bytes(wav.read_bytes()[:44 + 200])  # the header still claims the whole recording
-    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(tmp_path / "run"))
-    assert code == 2
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(run))
+    assert code == 2 and not run.exists()
+    assert one_error_line(err) == (f"error: {d}/train.jsonl:{line}: field 'audio': audio {wav}: truncated: the header "
+                                   f"says {declared / 16000:.2f} s ({declared} samples), the file holds 0.01 s (100) "
+                                   f"(data.allow_truncated reads it as it is)")
+    allow = "data.allow_truncated=true"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, allow, "--output-dir", str(run))
+    assert code == 2 and not run.exists()
     assert one_error_line(err) == (f"error: {d}/train.jsonl:{line}: field 'audio': audio {wav} has 100 samples: "
                                    f"too short for the encoder (truncated file?)")
+
+
+def test_partly_truncated_wav_is_an_error_or_with_the_option_a_warning(monkeypatch, capsys, corpus, tmp_path):
+    d, data = corpus
+    wav, line = first_train_wav(d)
+    declared, keep = sf.info(wav).frames, 15040  # 0.94 s of the recording left
+    wav.write_bytes(wav.read_bytes()[:44 + 2 * keep])
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(run))
+    assert code == 2 and not run.exists()
+    assert one_error_line(err).endswith(f"the header says {declared / 16000:.2f} s ({declared} samples), the file "
+                                        f"holds 0.94 s ({keep}) (data.allow_truncated reads it as it is)")
+    allow = "data.allow_truncated=true"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, allow, "--output-dir", str(run))
+    assert code == 0, err[-2000:]
+    assert (f"1 truncated audio file read as far as they go (data.allow_truncated; first: {d}/train.jsonl:{line}: "
+            f"audio {wav}: truncated: ") in (run / "train.log").read_text()
+
+
+def test_unknown_entity_type_is_refused_unless_the_recipe_adds_it(monkeypatch, capsys, corpus, tmp_path):
+    d, data = corpus
+    lines = (d / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["entity"] = [[0, 1, first["sentence"][0], "MISC"]]
+    (d / "train.jsonl").write_text("\n".join([json.dumps(first, ensure_ascii=False), *lines[1:]]) + "\n",
+                                   encoding="utf-8")
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(run))
+    assert code == 2 and not run.exists()
+    assert one_error_line(err) == (f"error: {d}/train.jsonl:1: field 'entity[0]': type 'MISC' is not one of PER, "
+                                   f"LOC, ORG (data.entity_types adds types)")
+    from snlu.data.cnerta import CnertaConfig, CnertaData
+
+    cfg = CnertaConfig(train=f"{d}/train.jsonl", dev=f"{d}/dev.jsonl", test=f"{d}/test.jsonl", audio_dir=f"{d}/wav",
+                       entity_types=["PER", "LOC", "ORG", "MISC"])
+    assert CnertaData(cfg).load()["train"][0].entities == [(0, 1, "MISC")]
+
+
+def test_fusion_head_count_is_checked_before_any_data_is_read(monkeypatch, capsys, tmp_path):
+    binary = tmp_path / "train.jsonl"  # reading it would be an error of its own
+    binary.write_bytes(bytes(range(256)) * 4)
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, RAW, "fusion.num_heads=5", *(f"data.{s}={binary}" for s in SPLITS),
+                          "--output-dir", str(run))
+    assert code == 2 and not run.exists()
+    assert one_error_line(err) == "error: fusion.num_heads: must divide the text hidden size 512, got 5"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it(monkeypatch, capsys, tmp_path):
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, RAW, "train.device=cuda", "--output-dir", str(run))
+    assert code == 2 and not run.exists()
+    assert one_error_line(err) == ("error: train.device=cuda: no CUDA device is available on this machine (use cpu or "
+                                   "auto)")
+
+
+BROKEN = r"""
+import torch
+from snlu.fusions.base import Fusion
+from snlu.registry import FUSIONS
+
+
+@FUSIONS.register("fails_in_forward")
+class FailsInForward(Fusion):
+    '''Builds, then fails in its first forward, as a bug in a component would.'''
+
+    consumes = ("frames",)
+
+    def __init__(self, cfg, text_dim, audio_dim, intermediate_size, text_heads):
+        super().__init__()
+        self.proj = torch.nn.Linear(audio_dim, text_dim)
+
+    def forward(self, text, text_mask, frames, frame_mask, tokens):
+        raise RuntimeError("shapes (4, 9) and (3, 9) do not match\nmore detail")
+"""
+
+
+def test_an_error_while_training_is_one_line_and_leaves_no_run_directory(monkeypatch, capsys, corpus, tmp_path):
+    """Not snlu's own error (a bug in a plugin's forward): still one line and exit 2; the run stopped before its
+    first checkpoint, so its directory is removed and the same command can run again."""
+    _, data = corpus
+    (tmp_path / "broken.py").write_text(BROKEN)
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text("defaults: [fusion_raw_all.yaml]\nplugins: [broken.py]\nfusion: {name: fails_in_forward}\n")
+    expected = "error: RuntimeError: shapes (4, 9) and (3, 9) do not match (--debug shows the traceback)"
+    run = tmp_path / "run"
+    for _ in range(2):  # the second time is not refused as "run directory is not empty"
+        code, err = train_cli(monkeypatch, capsys, str(recipe), *SMALL, *data, "--output-dir", str(run))
+        assert code == 2 and one_error_line(err) == expected
+        assert not run.exists()
+    run.mkdir()  # a folder the user made stays, emptied
+    code, err = train_cli(monkeypatch, capsys, str(recipe), *SMALL, *data, "--output-dir", str(run))
+    assert code == 2 and one_error_line(err) == expected
+    assert run.is_dir() and not any(run.iterdir())
+
+
+def test_a_bom_at_the_start_of_a_jsonl_file_is_read_past(monkeypatch, capsys, corpus, tmp_path):
+    d, data = corpus
+    for split in SPLITS:
+        path = d / f"{split}.jsonl"
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(tmp_path / "run"))
+    assert code == 0, err[-2000:]
 
 
 def test_8khz_stereo_wav_and_overlong_transcript_still_train(monkeypatch, capsys, corpus, tmp_path):
@@ -160,3 +276,17 @@ def snlu_caplog(caplog):
     logger.addHandler(caplog.handler)
     yield caplog
     logger.removeHandler(caplog.handler)
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_directory(monkeypatch, capsys, corpus, tmp_path):
+    import snlu.run
+
+    def interrupted(cfg):  # Ctrl-C while the data loads
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snlu.run, "build", interrupted)
+    _, data = corpus
+    run = tmp_path / "run"
+    code, err = train_cli(monkeypatch, capsys, ASR, *SMALL, *data, "--output-dir", str(run))
+    assert code == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert not run.exists()

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import processes
 import pytest
+import soundfile as sf
 
 import snlu
 from snlu.cli import eval as eval_cli
@@ -128,7 +130,7 @@ def test_bad_inputs_are_one_line_errors(random_run, demo_dir, tmp_path):
     lines = (demo_dir / "test.jsonl").read_text(encoding="utf-8").splitlines()
     bad.write_text(lines[0] + "\n" + lines[1].replace("DEMO_TEST_00002", "NO_SUCH_ID") + "\n", encoding="utf-8")
     r = run_cli("predict", str(random_run), "--data", str(bad), "--audio-dir", str(demo_dir / "wav"), "--output",
-                str(tmp_path / "o.jsonl"))
+                str(tmp_path / "o.jsonl"), "--strict")  # (without: skipped, the other line predicted, exit 3)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
         f"error: {bad}:2: field 'audio': audio 'NO_SUCH_ID.wav' not found under {(demo_dir / 'wav').resolve()}")
@@ -182,3 +184,51 @@ def test_eval_alignment_refuses_data_without_timings(random_run, demo_dir, tmp_p
     assert r.stderr.strip().splitlines()[-1] == (
         f"error: {plain}: --alignment: no line has 'timings' (espeak's [char_start, char_end, start_ms, end_ms]; "
         "snlu-prepare demo and demo-asr write them)")
+
+
+def test_unreadable_files_are_reported_and_skipped_the_others_predicted(random_run, demo_dir, tmp_path):
+    """A list of 12 files, one of them empty and one too short for the encoder (found while preparing its
+    batch): each is reported with its reason, the 10 others predicted as alone, exit status 3; --strict stops."""
+    lines = read_jsonl(demo_dir / "test.jsonl")
+    wavs = [demo_dir / "wav" / f"{x['audio'][0]}.wav" for x in lines]
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "short.wav", np.zeros(100), 16000, subtype="PCM_16")
+    items = [(w, x["sentence"]) for w, x in zip(wavs, lines)] * 3
+    items = items[:5] + [(tmp_path / "empty.wav", "北京"), (tmp_path / "short.wav", "上海")] + items[5:10]
+    listing = tmp_path / "list.tsv"
+    listing.write_bytes(b"\xef\xbb\xbf" + "".join(f"{w}\t{t}\n" for w, t in items).encode())  # a BOM too
+    out = tmp_path / "out.jsonl"
+    r = run_cli("predict", str(random_run), "--data", str(listing), "--output", str(out), "--batch-size", "4")
+    assert r.returncode == predict.SOME_FAILED and "Traceback" not in r.stderr, r.stderr[-2000:]
+    skipped = [x for x in r.stderr.splitlines() if "WARNING skipped " in x]
+    assert len(skipped) == 2
+    assert skipped[0].endswith(f"skipped {listing}:6: field 'audio': unreadable audio {tmp_path / 'empty.wav'}: "
+                               "Error opening '" + str(tmp_path / "empty.wav") + "': Format not recognised.")
+    assert skipped[1].endswith(f"skipped {listing}:7: field 'audio': audio {tmp_path / 'short.wav'} has 100 "
+                               "samples: too short for the encoder (truncated file?)")
+    assert r.stderr.strip().splitlines()[-1].endswith("2 inputs skipped (listed above), 10 predicted; exit status 3 "
+                                                      "(--strict stops at the first)")
+    good = [x for k, x in enumerate(items) if k not in (5, 6)]
+    alone = tmp_path / "good.tsv"
+    alone.write_text("".join(f"{w}\t{t}\n" for w, t in good), encoding="utf-8")
+    assert predict.main([str(random_run), "--data", str(alone), "--output", str(tmp_path / "good.jsonl")]) == 0
+    assert read_jsonl(out) == read_jsonl(tmp_path / "good.jsonl")
+    strict = tmp_path / "strict.jsonl"
+    r = run_cli("predict", str(random_run), "--data", str(listing), "--output", str(strict), "--strict")
+    assert r.returncode == 2 and not strict.exists()
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: {listing}:6: field 'audio': unreadable audio")
+
+
+def test_eval_skips_a_missing_audio_file_and_scores_the_rest(random_run, demo_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    lines = (demo_dir / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    bad.write_text("\n".join([lines[0].replace(json.loads(lines[0])["audio"][0], "NO_SUCH_ID"), *lines[1:]]) + "\n",
+                   encoding="utf-8")
+    out = tmp_path / "eval"
+    r = run_cli("eval", str(random_run), "--data", str(bad), "--audio-dir", str(demo_dir / "wav"), "--output-dir",
+                str(out))
+    assert r.returncode == predict.SOME_FAILED, r.stderr[-2000:]
+    assert f"skipped {bad}:1: field 'audio': audio 'NO_SUCH_ID.wav' not found" in r.stderr
+    assert len(read_jsonl(out / "predictions.jsonl")) == len(lines) - 1
+    assert json.loads((out / "metrics.json").read_text())["gold"] == sum(
+        len(json.loads(x)["entity"]) for x in lines[1:])

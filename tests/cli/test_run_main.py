@@ -40,3 +40,21 @@ def test_sigint_interrupts_whatever_the_parent_set(capsys, before):
         assert signal.getsignal(signal.SIGINT) is before  # put back afterwards
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_any_other_error_is_one_line_and_exit_2(capsys):
+    def main() -> int:
+        raise RuntimeError("Found no NVIDIA driver on your system.\nPlease check that you have an NVIDIA GPU")
+
+    with pytest.raises(SystemExit) as e:
+        run_main(main)
+    assert e.value.code == 2 and capsys.readouterr().err == (
+        "error: RuntimeError: Found no NVIDIA driver on your system. (--debug shows the traceback)\n")
+
+    def in_a_worker() -> int:  # as torch re-raises a data-loader worker's error
+        raise ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                         "last):\n  File \"x.py\", line 1\nValueError: bad sample")
+
+    with pytest.raises(SystemExit) as e:
+        run_main(in_a_worker)
+    assert capsys.readouterr().err == "error: ValueError: bad sample (--debug shows the traceback)\n"

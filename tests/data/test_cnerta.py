@@ -107,3 +107,32 @@ def test_char_vocab_round_trip(tmp_path):
     assert vocab.decode(vocab.encode("北京")) == "北京" and vocab.encode("火")[0] == 2
     vocab.save(tmp_path / "v.json")
     assert CharVocab.load(tmp_path / "v.json").stoi == vocab.stoi
+
+
+def test_crossing_spans_are_logged_as_crossing_with_the_rule(tmp_path, audio_dir, snlu_log):
+    from snlu.data.cnerta import flattening_report
+
+    crossing = {**GOOD, "entity": [[0, 3, "中国人", "LOC"], [2, 5, "人民银", "ORG"]]}
+    utts = read_cnerta(write(tmp_path, GOOD, crossing), AudioIndex(audio_dir))
+    assert flattening_report("train", utts) == "1 nested span flattened away"  # GOOD's (0, 2) LOC only
+    assert (f"train: 1 crossing entity span dropped (first: {tmp_path / 'x.jsonl'}:2: [2, 5) ORG crosses [0, 3) LOC, "
+            "kept); data.flatten=outermost keeps the longer span, then the earlier one") in snlu_log.text
+
+
+def test_entity_types_and_a_byte_order_mark(tmp_path, audio_dir):
+    path = write(tmp_path, GOOD)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(read_cnerta(path, AudioIndex(audio_dir), types=["PER", "LOC", "ORG"])) == 1
+    with pytest.raises(DataError) as e:
+        read_cnerta(path, AudioIndex(audio_dir), types=["PER", "LOC"])
+    assert str(e.value) == (f"{path}:1: field 'entity[0]': type 'ORG' is not one of PER, LOC (data.entity_types adds "
+                            "types)")
+
+
+def test_bad_lines_can_be_collected_and_skipped(tmp_path, audio_dir):
+    path = write(tmp_path, raw="\n".join([json.dumps(GOOD, ensure_ascii=False), "{bad", json.dumps(
+        {**GOOD, "audio": "nope"}, ensure_ascii=False), json.dumps(GOOD, ensure_ascii=False)]) + "\n")
+    errors: list = []
+    utts = read_cnerta(path, AudioIndex(audio_dir), errors=errors)
+    assert [u.where for u in utts] == [f"{path}:1", f"{path}:4"]
+    assert [(e.line, e.field) for e in errors] == [(2, None), (3, "audio")]

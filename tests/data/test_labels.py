@@ -15,6 +15,7 @@ from snlu.data.labels import (
     char_to_piece_index,
     char_to_piece_matrix,
     count_unrepresentable,
+    dropped_spans,
     flatten_outermost,
     flatten_outermost_counted,
     pieces_to_char_spans,
@@ -246,3 +247,26 @@ def test_char_to_piece_matrix_and_index(tok):
     offsets = _offsets(tok, s)
     assert char_to_piece_matrix(offsets, len(s)) == [[], [0, 1, 2], [4], [5], []]
     assert char_to_piece_index(offsets, len(s)) == [1, 1, 1, -1, 2, 3]
+
+
+def test_dropped_spans_tell_nested_from_crossing():
+    spans = [(0, 6, "ORG"), (0, 2, "LOC"), (4, 9, "PER"), (10, 13, "LOC"), (11, 14, "ORG")]
+    kept, dropped = flatten_outermost_counted(spans)
+    assert kept == [(0, 6, "ORG"), (10, 13, "LOC")] and dropped == 3
+    nested, crossing = dropped_spans(spans, kept)
+    assert nested == [(0, 2, "LOC")]
+    assert crossing == [((4, 9, "PER"), (0, 6, "ORG")), ((11, 14, "ORG"), (10, 13, "LOC"))]
+
+
+def test_dropped_spans_agree_with_a_brute_force_definition():
+    rng = random.Random(3)
+    for _ in range(300):
+        spans = [(s, s + rng.randint(1, 5), rng.choice("AB")) for s in (rng.randint(0, 12) for _ in range(5))]
+        kept = flatten_outermost(spans)
+        nested, crossing = dropped_spans(spans, kept)
+        gone = set(spans) - set(kept)
+        inside = {d for d in gone if any(k[0] <= d[0] and d[1] <= k[1] for k in kept)}
+        assert set(nested) == inside and {c for c, _ in crossing} == gone - inside
+        for span, other in crossing:  # it overlaps the kept span it is named with, and is not inside it
+            assert other in kept and span[0] < other[1] and other[0] < span[1]
+            assert not (other[0] <= span[0] and span[1] <= other[1])

@@ -84,3 +84,41 @@ def test_relative_manifest_path_is_read_from_the_manifest_folder(tmp_path, wavs)
     manifest.write_text(json.dumps({"sentence": "北京", "audio": ["x"], "entity": [], "path": "wav/b.wav"}) + "\n")
     utts = read_cnerta(manifest, AudioIndex(tmp_path / "elsewhere"))  # the index is not consulted
     assert utts[0].audio == str((wavs / "b.wav").resolve()) and utts[0].duration == pytest.approx(1.0)
+
+
+def test_crossing_spans_are_a_warning_naming_both_and_the_rule(tmp_path, wavs):
+    v = Validator(AudioIndex(wavs))
+    crossing = {"sentence": "中国人民银行", "audio": "a", "entity": [[0, 3, "中国人", "LOC"], [2, 5, "人民银", "ORG"]]}
+    nested = {**crossing, "audio": "b", "entity": [[0, 6, "中国人民银行", "ORG"], [0, 2, "中国", "LOC"]]}
+    result = v.check_split("train", tmp_path / "t.jsonl", lines(crossing, nested))
+    assert [u.entities for u in result.utterances] == [[(0, 3, "LOC")], [(0, 6, "ORG")]]
+    assert [(p.kind, p.severity, p.line) for p in v.problems] == [("crossing", "warning", 1)]
+    assert v.problems[0].message == (f"{tmp_path / 't.jsonl'}:1: field 'entity': [2, 5) ORG crosses [0, 3) LOC: "
+                                     "dropped (the outermost rule keeps the longer span, then the earlier)")
+
+
+def test_a_truncated_wav_is_an_error_or_with_the_option_a_warning(tmp_path, wavs):
+    wav = wavs / "a.wav"
+    wav.write_bytes(wav.read_bytes()[: 44 + 2 * 4000])  # 0.25 s of the 1 s the header declares
+    line = lines({"sentence": "北京", "audio": "a", "entity": []})
+    strict = Validator(AudioIndex(wavs, option="--allow-truncated"), CheckOptions(min_seconds=0.1))  # as prepare
+    assert strict.check_split("train", tmp_path / "t.jsonl", line).utterances == []
+    (problem,) = strict.problems
+    assert (problem.kind, problem.severity) == ("audio_truncated", "error")
+    assert problem.message.endswith(f"audio {wav.resolve()}: truncated: the header says 1.00 s (16000 samples), the "
+                                    "file holds 0.25 s (4000) (--allow-truncated reads it as it is)")
+    allowing = Validator(AudioIndex(wavs, allow_truncated=True, option="--allow-truncated"),
+                         CheckOptions(min_seconds=0.1))
+    (utt,) = allowing.check_split("train", tmp_path / "t.jsonl", line).utterances
+    assert utt.duration == pytest.approx(0.25)
+    assert [(p.kind, p.severity) for p in allowing.problems] == [("audio_truncated", "warning")]
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_line(tmp_path, wavs):
+    from snlu.data.cnerta import read_lines
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"sentence": "北京", "audio": "a", "entity": []}).encode() + b"\n")
+    v = Validator(AudioIndex(wavs))
+    result = v.check_split("train", path, enumerate(read_lines(path), start=1))
+    assert len(result.utterances) == 1 and v.problems == []

@@ -60,7 +60,8 @@ def test_files_are_safetensors_and_json_written_atomically(toy):
     assert path.name == "e001-b000000"
     assert sorted(f.name for f in path.iterdir()) == ["model.safetensors", "trainer.json", "trainer.safetensors"]
     state = json.loads((path / "trainer.json").read_text())
-    assert state["format"] == checkpoint.FORMAT and state["progress"] == checkpoint.dataclasses.asdict(Progress())
+    assert state["format"] == checkpoint.FORMAT and state["progress"].pop("seconds") > 0  # the run's time so far
+    assert state["progress"] == {k: v for k, v in checkpoint.dataclasses.asdict(Progress()).items() if k != "seconds"}
     assert "rng.torch" in load_file(str(path / "trainer.safetensors"))
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
 
@@ -79,6 +80,29 @@ def test_rotation_and_what_counts_as_a_checkpoint(toy):
     trainer.checkpoint()  # replaces the stale temporary folder
     assert checkpoint.latest(run).name == "e1001-b000000"
     assert not (run / "checkpoints" / ".e1001-b000000.tmp").exists()
+
+
+def test_one_checkpoint_is_kept_by_default(toy):
+    trainer = toy()
+    for batch in (1, 2, 3):
+        trainer.progress.batch = batch
+        trainer.checkpoint()
+    assert [p.name for p in checkpoint.complete(trainer.run_dir)] == ["e001-b000003"]
+    assert [p.name for p in (trainer.run_dir / "checkpoints").iterdir()] == ["e001-b000003"]
+
+
+def test_the_run_time_adds_up_over_sessions(toy):
+    """A resumed run's time is the earlier sessions' (up to the checkpoint resumed from) plus its own, so
+    metrics.json's minutes of a resumed run is the sum over its sessions."""
+    trainer = toy()
+    trainer.started -= 120  # two minutes into the first session
+    path = trainer.checkpoint()
+    saved = json.loads((path / "trainer.json").read_text())["progress"]["seconds"]
+    assert 120 <= saved < 180
+    resumed = toy("other")
+    resumed.resume(path)
+    resumed.started -= 30  # half a minute into the second
+    assert resumed.seconds() == pytest.approx(saved + 30, abs=20)
 
 
 def test_a_checkpoint_from_other_data_or_damaged_is_refused(toy, utts):

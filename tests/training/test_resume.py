@@ -116,3 +116,27 @@ def test_resume_accepts_only_train_epochs(tmp_path, capsys):
     (run / "config.yaml").write_text(capsys.readouterr().out)
     assert main(["--resume", str(run), "train.epochs=30", "--print-config"]) == 0
     assert "epochs: 30" in capsys.readouterr().out
+
+
+@pytest.mark.signals
+@pytest.mark.timeout(900)
+def test_ctrl_c_with_a_data_worker_is_said_once_and_minutes_add_up_over_sessions(tmp_path, demo_overrides, procs):
+    """Ctrl-C reaches the whole process group, the data-loader worker too: the stop message is printed once
+    (the worker leaves signals to the main process). Resumed, metrics.json's minutes count both sessions."""
+    run = tmp_path / "run"
+    b = start(procs, RECIPE, *TINY, "train.num_workers=1", *demo_overrides, "--output-dir", str(run))
+    wait_for(b, run / "checkpoints" / "e001-b000001")  # in the loop, the worker running
+    os.killpg(b.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = b.communicate(timeout=300)
+    assert b.returncode == 130, err[-2000:]
+    assert err.count("SIGINT: finishing the current step, then writing a checkpoint") == 1, err[-2000:]
+    latest = sorted((run / "checkpoints").glob("e*/trainer.json"))[-1]
+    first = json.loads(latest.read_text())["progress"]["seconds"]
+    assert first > 0
+    started = time.monotonic()
+    b = start(procs, "--resume", str(run))
+    _, err = b.communicate(timeout=300)
+    second = time.monotonic() - started
+    assert b.returncode == 0, err[-2000:]
+    minutes = json.loads((run / "metrics.json").read_text())["minutes"]
+    assert first / 60 < minutes <= (first + second) / 60 + 0.01
