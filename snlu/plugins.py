@@ -40,6 +40,8 @@ BUILTIN_MODULES = (
     "snlu.tasks.e2e_ner",
     "snlu.optim.optimizers",
     "snlu.optim.schedulers",
+    "snlu.augment.speed",
+    "snlu.augment.noise",
 )
 ENTRY_POINT_GROUP = "snlu.plugins"
 

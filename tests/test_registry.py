@@ -76,6 +76,7 @@ def test_builtins_cover_every_kind():
         "losses": {"multitask"},
         "tasks": {"spoken_ner", "text_ner", "asr", "e2e_ner"},
         "datasets": {"cnerta"},
+        "augmentations": {"speed", "noise"},
     }
     for kind, names in expected.items():
         assert names <= set(REGISTRIES[kind].names()), kind
