@@ -22,6 +22,7 @@ from snlu.core.errors import ConfigError, PluginError, SnluError
 
 BUILTIN_MODULES = (
     "snlu.data.cnerta",
+    "snlu.data.units",
     "snlu.frontends.fbank",
     "snlu.encoders.bert",
     "snlu.encoders.transformer",

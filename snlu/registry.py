@@ -123,9 +123,10 @@ DATASETS = Registry("datasets", "data")
 OPTIMIZERS = Registry("optimizers", "optim")
 SCHEDULERS = Registry("schedulers", "scheduler")
 AUGMENTATIONS = Registry("augmentations", "augment")  # waveform augmentations of the training split (a list section)
+UNITS = Registry("units", "units")  # CTC output units, named by task.units and ctc_head.aux.units (no section)
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in (TEXT_ENCODERS, AUDIO_FRONTENDS, AUDIO_ENCODERS, AUDIO_TOKENIZERS, FUSIONS, HEADS, LOSSES, TASKS, DATASETS,
-              OPTIMIZERS, SCHEDULERS, AUGMENTATIONS)
+              OPTIMIZERS, SCHEDULERS, AUGMENTATIONS, UNITS)
 }

@@ -77,6 +77,7 @@ def test_builtins_cover_every_kind():
         "tasks": {"spoken_ner", "text_ner", "asr", "e2e_ner"},
         "datasets": {"cnerta"},
         "augmentations": {"speed", "noise"},
+        "units": {"char", "sentencepiece", "pinyin"},
     }
     for kind, names in expected.items():
         assert names <= set(REGISTRIES[kind].names()), kind

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 BLANK, PAD, UNK = "<blank>", "<pad>", "<unk>"
 SPECIALS = (BLANK, PAD, UNK)  # blank is id 0, as CTC expects
 
 
 class CharVocab:
-    """``{char: id}`` with ``<blank>`` = 0, ``<pad>`` = 1, ``<unk>`` = 2, then characters by frequency."""
+    """Characters: one unit per character of the training transcripts (the reference's CTC units).
+
+    ``{char: id}`` with ``<blank>`` = 0, ``<pad>`` = 1, ``<unk>`` = 2, then characters by frequency."""
 
     kind: ClassVar[str] = "char"  # the units interface of snlu.data.units
     file: ClassVar[str] = "vocab.json"
     pad_id: ClassVar[int] = 1
+    spells_text: ClassVar[bool] = True  # decoding gives the transcript's characters
 
     def __init__(self, stoi: dict[str, int]):
         if [stoi.get(s) for s in SPECIALS] != [0, 1, 2]:
@@ -30,6 +33,21 @@ class CharVocab:
         counts = Counter(c for s in sentences for c in s if not c.isspace())
         chars = sorted(counts, key=lambda c: (-counts[c], c))
         return cls({**{s: i for i, s in enumerate(SPECIALS)}, **{c: i + len(SPECIALS) for i, c in enumerate(chars)}})
+
+    @classmethod
+    def from_texts(cls, options: Any, sentences: Iterable[str], symbols: Sequence[str] = ()) -> CharVocab:
+        """The characters of ``sentences`` (the ``symbols`` of ``e2e_ner``, its markers, are characters of them)."""
+        return cls.build(sentences)
+
+    @staticmethod
+    def spell(text: str) -> list[str]:
+        """The units ``text`` is made of (what the error rate counts): its characters."""
+        return list(text)
+
+    @staticmethod
+    def split(decoded: str) -> list[str]:
+        """The units of a decoded text: its characters."""
+        return list(decoded)
 
     def encode(self, text: str) -> list[int]:
         unk = self.stoi[UNK]

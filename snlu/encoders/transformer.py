@@ -67,3 +67,20 @@ class TransformerAudioEncoder(nn.Module):
         x = self.positions(x)
         x = self.blocks(x, src_key_padding_mask=~lengths_mask(lengths, x.shape[1]))
         return x, lengths
+
+    def encode_with_block(self, feats: Tensor, lengths: Tensor, block: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``forward``'s outputs and the output of block ``block`` (1-based; through the final LayerNorm of pre-norm
+        blocks, as ESPnet's intermediate CTC reads it): the same layers, one at a time, as ``nn.TransformerEncoder``
+        runs them outside its nested-tensor path."""
+        x, lengths = self.subsample(feats, lengths)
+        x = self.positions(x)
+        padding = ~lengths_mask(lengths, x.shape[1])  # (each layer turns it into the float mask the stack would give)
+        final = self.blocks.norm if self.blocks.norm is not None else nn.Identity()
+        inner = None
+        for i, layer in enumerate(self.blocks.layers, start=1):
+            x = layer(x, src_key_padding_mask=padding)
+            if i == block:
+                inner = final(x)
+        if inner is None:
+            raise ValueError(f"ctc_head.aux.block: {block} is beyond the encoder's {len(self.blocks.layers)} blocks")
+        return final(x), lengths, inner

@@ -27,6 +27,7 @@ from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import Registry
 from snlu.tasks import io
+from snlu.tasks.aux_ctc import aux_assets, save_aux_units
 from snlu.tasks.processor import Processor
 
 log = logging.getLogger("snlu")
@@ -45,18 +46,20 @@ class Task(nn.Module):
     uses_audio: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True  # False: the transcript is only a target (ASR), prediction needs audio alone
 
-    def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True, aux_units: Units | None = None):
         super().__init__()
         self.cfg = cfg
         self.vocab = vocab
+        self.aux_units = aux_units  # the auxiliary CTC's units (ctc_head.aux), None without one
         self.processor: Processor = Processor(vocab, self.uses_audio)  # subclasses set their own
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> Task:
-        """A fresh model for ``cfg``: vocabulary (and labels) from the training split."""
-        task = cls(cfg, CharVocab.build(u.sentence for u in train), **cls.assets_from_data(train))
+        """A fresh model for ``cfg``: vocabulary (and labels, the auxiliary CTC's units) from the training split."""
+        task = cls(cfg, CharVocab.build(u.sentence for u in train), **cls.assets_from_data(train),
+                   **aux_assets(cfg, train))
         task.fit(train)
         return task
 
@@ -175,10 +178,11 @@ class Task(nn.Module):
         io.save(self, out)
 
     def save_assets(self, out: Path) -> None:
-        """Task-specific files beside the weights (labels, CMVN, markers)."""
+        """Task-specific files beside the weights (labels, CMVN, markers, the auxiliary CTC's units)."""
         frontend = getattr(self, "frontend", None)
         if frontend is not None:
             frontend.save_cmvn(out / "cmvn.json")
+        save_aux_units(self.aux_units, out)
 
     @classmethod
     def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from snlu.data.units import load_units, units_file, units_kind
 from snlu.data.vocab import CharVocab
 from snlu.plugins import load_plugins
 from snlu.registry import TASKS
+from snlu.tasks.aux_ctc import load_aux_units
 
 log = logging.getLogger("snlu")
 WEIGHTS = "model.safetensors"
@@ -95,8 +96,7 @@ def load(folder: str | Path) -> Any:
         cls = TASKS.get(str(cfg.task.name), key="task.name").cls
         cfg = saved_config(cfg, cls.components, folder)
         kind = units_kind(cfg.task)
-        if kind not in ("char", "sentencepiece"):
-            raise SnluError(f"task.units: unknown units '{kind}'")
+        units_file(kind)  # an unknown kind: a one-line error naming task.units
     except SnluError as e:
         raise SnluError(f"{folder / 'config.yaml'}: {e}") from None
     except Exception as e:  # yaml and OmegaConf errors: unreadable or not a model config
@@ -107,7 +107,9 @@ def load(folder: str | Path) -> Any:
     except (OSError, ValueError, TypeError, AttributeError, RuntimeError) as e:
         raise SnluError(f"{vocab_file}: not a vocabulary: {first_line(e)}") from None
     try:
-        task = cls(cfg, vocab, load_weights=False, **cls.load_assets(folder, cfg))
+        assets = cls.load_assets(folder, cfg)
+        aux = load_aux_units(folder, cfg)
+        task = cls(cfg, vocab, load_weights=False, **assets, **({"aux_units": aux} if aux is not None else {}))
     except SnluError:
         raise
     except Exception as e:  # a missing or broken labels.json, text_encoder/ files, config values

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from snlu.core.tensors import lengths_mask
 from snlu.data.cnerta import Utterance
 from snlu.data.labels import LabelSet
+from snlu.data.units import Units
 from snlu.data.vocab import CharVocab
 from snlu.registry import (
     AUDIO_ENCODERS,
@@ -32,6 +33,7 @@ from snlu.registry import (
     TASKS,
     TEXT_ENCODERS,
 )
+from snlu.tasks.aux_ctc import aux_loss, check_aux
 from snlu.tasks.ner import NERProcessor, NERTask
 from snlu.tasks.processor import AudioFeatures
 from snlu.tasks.views import (
@@ -56,17 +58,20 @@ def follow_text_encoder(section: DictConfig, text_encoder: Any) -> DictConfig:
 
 
 class SpokenNERProcessor(NERProcessor):
-    """The NER text inputs plus the audio's features (``feats``, ``feat_lengths``)."""
+    """The NER text inputs plus the audio's features (``feats``, ``feat_lengths``), and the auxiliary CTC's
+    targets when there is one."""
 
-    def __init__(self, vocab: CharVocab, labels: LabelSet, tokenizer: Any, audio: AudioFeatures):
+    def __init__(self, vocab: CharVocab, labels: LabelSet, tokenizer: Any, audio: AudioFeatures,
+                 aux_units: Units | None = None):
         super().__init__(vocab, labels, tokenizer, uses_audio=True)
         self.audio = audio
+        self.aux_units = aux_units
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
-        return {**self.prepare_text(utt), "feats": self.audio.prepare(utt)}
+        return {**self.prepare_text(utt), "feats": self.audio.prepare(utt), **self.aux_targets(utt)}
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {**super().collate(items), **self.audio.collate(items)}
+        return {**super().collate(items), **self.audio.collate(items), **self.aux_collate(items)}
 
 
 @dataclasses.dataclass
@@ -90,12 +95,15 @@ class SpokenNERTask(NERTask):
         "loss": LOSSES,
     }
 
-    def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True,
+                 aux_units: Units | None = None):
         super().__init__(cfg, vocab, labels, load_weights)
+        self.aux_units = aux_units
         self.frontend = AUDIO_FRONTENDS.build(cfg.frontend)
         self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
         da, dt = self.audio_encoder.dim, self.text_encoder.dim
-        self.ctc_head = HEADS.build(cfg.ctc_head, da, len(vocab))
+        aux = {"aux_size": len(aux_units)} if aux_units is not None else {}
+        self.ctc_head = HEADS.build(cfg.ctc_head, da, len(vocab), **aux)
         self.audio_tokenizer = AUDIO_TOKENIZERS.build(cfg.audio_tokenizer)
         self.fusion = FUSIONS.build(follow_text_encoder(cfg.fusion, self.text_encoder), dt, da,
                                     self.text_encoder.intermediate_size)
@@ -106,7 +114,7 @@ class SpokenNERTask(NERTask):
         self.tokenizer_consumes = check_consumes("audio_tokenizer", self.audio_tokenizer, TOKENIZER_DEFAULT,
                                                  TOKENIZER_OFFERS)
         self.processor = SpokenNERProcessor(vocab, labels, self.text_encoder.tokenizer,
-                                            AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)))
+                                            AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)), aux_units)
 
     def to_compile(self) -> list[nn.Module]:
         return [self.text_encoder, self.audio_encoder]
@@ -116,6 +124,7 @@ class SpokenNERTask(NERTask):
         """Also: what the fusion and the tokenizer consume is offered; a warning for each component nothing
         uses (the tokenizer when no fusion consumes tokens and the audio CRF loss is off, ...): it is never run."""
         warnings = super().check_recipe(cfg)
+        check_aux(cfg)
         fusion = check_consumes("fusion", FUSIONS.get(cfg.fusion.name).cls, FUSION_DEFAULT, tuple(VIEWS))
         tokenizer = check_consumes("audio_tokenizer", AUDIO_TOKENIZERS.get(cfg.audio_tokenizer.name).cls,
                                    TOKENIZER_DEFAULT, TOKENIZER_OFFERS)
@@ -134,14 +143,22 @@ class SpokenNERTask(NERTask):
         return warnings
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked)."""
+        """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked; ``ctc_aux``: the auxiliary
+        CTC's, which :meth:`training_step` mixes into ``ctc``)."""
         text, text_mask = self.encode_text(batch)  # (B, P, Dt)
         feats = self.frontend(batch["feats"], batch["feat_lengths"])
-        frames, frame_lengths = self.audio_encoder(feats, batch["feat_lengths"])  # (B, T', Da)
+        with_aux = with_losses and self.aux_units is not None and self.loss.active("ctc")
+        if with_aux:
+            frames, frame_lengths, inner = self.audio_encoder.encode_with_block(feats, batch["feat_lengths"],
+                                                                                self.cfg.ctc_head.aux.block)
+        else:
+            frames, frame_lengths = self.audio_encoder(feats, batch["feat_lengths"])  # (B, T', Da)
         audio = AudioViews(self, batch, frames, frame_lengths)  # the rest on first use
         terms: dict[str, Tensor] = {}
         if with_losses and self.loss.active("ctc"):
             terms["ctc"] = self.ctc_head.loss(audio.ctc_logits, frame_lengths, batch["char_ids"], batch["char_lengths"])
+        if with_aux:
+            terms["ctc_aux"] = aux_loss(self, inner, frame_lengths, batch)
         if with_losses and self.loss.active("audio_crf"):
             tags = batch["char_tags"]  # (the mask covers the tensor's width: a batch may be padded further)
             terms["audio_crf"] = self.audio_head.loss(audio.char_tokens, tags,
@@ -156,7 +173,10 @@ class SpokenNERTask(NERTask):
 
     def training_step(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
         _, _, terms = self(batch, with_losses=True)
-        return self.loss(terms), {k: v.item() for k, v in terms.items()}
+        mixed = dict(terms)
+        if "ctc_aux" in mixed:  # the loss's ctc term: (1 - weight) * ctc + weight * ctc_aux
+            mixed["ctc"] = self.ctc_head.mix(mixed["ctc"], mixed.pop("ctc_aux"))
+        return self.loss(mixed), {k: v.item() for k, v in terms.items()}
 
     def predict(self, batch: dict[str, Any]) -> list[Any]:
         features, mask, _ = self(batch, with_losses=False)
