@@ -1,7 +1,7 @@
 """``asr``: audio encoder + CTC over characters, SentencePiece pieces or pinyin syllables (``task.units``), scored
-by the error rate of the decoded units (characters for characters and pieces, syllables for pinyin), with the
-tonal and toneless syllable error rates beside it; optionally an auxiliary CTC on an intermediate block
-(``ctc_head.aux``, snlu/tasks/aux_ctc.py).
+by the error rate of the decoded units (``cer``: characters for characters and pieces, syllables for pinyin), with
+the tonal and toneless syllable error rates beside it (snlu/metrics/syllables.py); optionally an auxiliary CTC
+on an intermediate block (``ctc_head.aux``, snlu/tasks/aux_ctc.py).
 
 Trained on an ASR corpus (AISHELL-1 for CNERTA), its frontend and audio encoder initialise a
 spoken-NER recipe through ``audio_encoder.init_from: RUN_DIR``.
@@ -22,6 +22,7 @@ from snlu.data.cnerta import Utterance
 from snlu.data.units import Units, UnitsConfig, build_units
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
+from snlu.metrics.syllables import syllable_error_rates, syllable_error_rates_of_units
 from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS, HEADS, TASKS
 from snlu.tasks.aux_ctc import aux_assets, aux_loss, check_aux
 from snlu.tasks.base import Task
@@ -132,14 +133,17 @@ class ASRTask(Task):
     def evaluate(self, utts: list[Utterance], preds: list[str]) -> dict[str, Any]:
         """The error rate of the output units (``cer``: characters, or pinyin syllables with ``units: pinyin``)
         and the tonal and toneless syllable error rates."""
+        refs = [u.sentence for u in utts]
         if self.vocab.spells_text:  # characters or pieces: the CER of the decoded text
-            return cer([u.sentence for u in utts], preds)
-        out = cer([self.vocab.spell(u.sentence) for u in utts], [self.vocab.split(p) for p in preds])
+            return {**cer(refs, preds), **syllable_error_rates(refs, preds)}
+        units = [self.vocab.spell(r) for r in refs], [self.vocab.split(p) for p in preds]
+        out = cer(*units)
         kind = self.vocab.kind
-        what = f"{kind} units"
-        if kind == "pinyin":
-            what = f"{'tonal' if self.vocab.tones else 'toneless'} pinyin syllables"
-        return {**out, "cer_of": f"{what} (task.units: {kind})"}
+        if kind != "pinyin":  # (a plugin's units: their own error rate)
+            return {**out, "cer_of": f"{kind} units (task.units: {kind})"}
+        tones = self.vocab.tones
+        return {**out, "cer_of": f"{'tonal' if tones else 'toneless'} pinyin syllables (task.units: pinyin)",
+                **syllable_error_rates_of_units(*units, tones)}
 
     def format_prediction(self, utt: Utterance, pred: str) -> dict[str, Any]:
         return {**utt.record, "prediction": pred}

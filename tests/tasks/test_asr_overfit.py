@@ -36,8 +36,9 @@ def test_tiny_overfit_decodes_with_zero_cer(demo_dir, demo_overrides):
         if step % 10 == 9 and task.evaluate(utts, predict_utterances(task, utts, 1, "cpu", progress=False))["cer"] == 0:
             break
     greedy = predict_utterances(task, utts, 1, "cpu", progress=False)
-    assert greedy == [utts[0].sentence] and task.evaluate(utts, greedy) == {"cer": 0.0, "errors": 0,
-                                                                             "chars": len(utts[0].sentence)}
+    n = len(utts[0].sentence)
+    assert greedy == [utts[0].sentence] and task.evaluate(utts, greedy) == {
+        "cer": 0.0, "errors": 0, "chars": n, "syllable_er_tonal": 0.0, "syllable_er_toneless": 0.0, "syllables": n}
     task.cfg.task.beam_size = 4
     assert predict_utterances(task, utts, 1, "cpu", progress=False) == [utts[0].sentence]
 
