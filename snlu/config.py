@@ -27,6 +27,7 @@ from snlu.core.errors import ConfigError
 from snlu.core.schema import check_component, check_section, first_line
 from snlu.plugins import list_option, load_plugins
 from snlu.registry import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
+from snlu.tasks.io import adopt_pretrained
 
 log = logging.getLogger("snlu")
 FIXED_SECTIONS = ("plugins", "seed", "task", "data", "augment", "train", "optim", "scheduler")
@@ -180,6 +181,8 @@ def validate(raw: DictConfig) -> DictConfig:
     out.train = check_section(TrainConfig, raw.get("train"), "train")
     for key, registry in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         out[key] = check_component(registry, _named(raw.get(key), key), key)
+    if "audio_encoder" in sections and out.audio_encoder.get("init_from"):
+        out = adopt_pretrained(out)  # the pretrained run's frontend and encoder: checked below like the recipe's
     for warning in TASKS.get(task.name).cls.check_recipe(out):  # what the task can check without data
         log.warning("%s", warning)
     return out

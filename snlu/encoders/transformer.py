@@ -13,6 +13,7 @@ import dataclasses
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range
+from snlu.core.schema import recipe_own
 from snlu.core.tensors import lengths_mask
 from snlu.encoders.audio import AudioEncoderConfig, SinusoidalPositions
 from snlu.encoders.subsampling import Conv2dSubsampling
@@ -23,9 +24,9 @@ from snlu.registry import AUDIO_ENCODERS
 class TransformerEncoderConfig(AudioEncoderConfig):
     """``dropout`` on the residual branches (reference 0.1); the other placements are off in the reference."""
 
-    attention_dropout: float = 0.0
-    ffn_dropout: float = 0.0
-    pos_dropout: float = 0.0
+    attention_dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())
+    ffn_dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())
+    pos_dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())
     norm_first: bool = False  # pre-norm blocks + a final LayerNorm (easier to train from scratch); reference: post-norm
 
     def __post_init__(self) -> None:

@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from processes import TAG
 
 from snlu.cli.sweep import main as sweep_main
+from snlu.config import load_recipe
 from snlu.errors import ConfigError, SnluError
 from snlu.experiments.sweep import SweepRunner, load_sweep, validate
 
@@ -198,8 +200,14 @@ def test_cli_dry_run_lists_states_and_commands(tmp_path, capsys):
     assert not (out / "sweep.json").exists()  # a dry run writes nothing
 
 
-@pytest.mark.parametrize("name", ["demo_ablation", "reference_ablation"])
-def test_shipped_sweeps_expand_and_validate(name):
+@pytest.mark.parametrize("name", ["demo_ablation", "reference_ablation", "demo_pretraining"])
+def test_shipped_sweeps_expand_and_validate(name, tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)  # the pretrained runs the sweeps name (runs/asr, runs/asr_demo), as saved models
+    for run in ("runs/asr", "runs/asr_demo"):
+        (tmp_path / run / "best").mkdir(parents=True)
+        cfg = load_recipe(RECIPES / "asr_pretrain.yaml", list(tiny))
+        OmegaConf.save(cfg, tmp_path / run / "best" / "config.yaml")
+        (tmp_path / run / "best" / "model.safetensors").write_bytes(b"")  # (validation reads only the recipe)
     sweep = load_sweep(RECIPES / "sweeps" / f"{name}.yaml")
     validate(sweep)
     assert len(sweep.seeds) >= 2 if name == "demo_ablation" else len(sweep.seeds) >= 3
@@ -209,6 +217,10 @@ def test_shipped_sweeps_expand_and_validate(name):
         assert {"text_only", "no_asr", "audio_crf_coef=0", "fusion_layer_lr=2e-5", "audio_encoder_lr=3e-5"} <= names
         raw_all = next(v for v in sweep.variants if v.name == "raw-all")
         assert "audio_encoder.init_from=runs/asr" in raw_all.overrides
+    if name == "demo_pretraining":  # the pretrained variant takes the run's encoder, scratch states the same shape
+        pretrained, scratch = (load_recipe(v.recipe, list(v.overrides)).audio_encoder for v in sweep.variants)
+        assert (pretrained.n_blocks, pretrained.d_model, pretrained.ffn_dim) == (1, 64, 128)
+        assert (scratch.n_blocks, scratch.ffn_dim, scratch.norm_first) == (6, 1024, True)
 
 
 # A stand-in trainer that waits to be stopped, like snlu-train after SIGINT: record the signal, exit 130.
