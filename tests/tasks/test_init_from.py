@@ -84,7 +84,8 @@ def test_every_encoder_tensor_is_loaded_and_aux_rows_copied(asr, demo_overrides,
 
 def test_weights_that_do_not_fit_are_one_line(asr, demo_overrides, demo_dir):
     other = untrained("asr_pretrain.yaml", [*demo_overrides, "audio_encoder.n_blocks=3", "audio_encoder.d_model=32",
-                                            "audio_encoder.ffn_dim=64", "frontend.num_mel_bins=20"], demo_dir)
+                                            "audio_encoder.ffn_dim=64", "frontend.num_mel_bins=20",
+                                            "audio_encoder.norm_first=false"], demo_dir)  # post-norm: no final norm
     with pytest.raises(ConfigError) as e:
         io.init_audio_from(other, asr)
     message = str(e.value)
