@@ -20,17 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from snlu.core.checks import positive
 from snlu.core.errors import ConfigError
 from snlu.core.schema import check_component, check_section, first_line
 from snlu.plugins import list_option, load_plugins
-from snlu.registry import DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
+from snlu.registry import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULERS, TASKS, Registry
+from snlu.tasks.io import adopt_pretrained
 
 log = logging.getLogger("snlu")
-FIXED_SECTIONS = ("plugins", "seed", "task", "data", "train", "optim", "scheduler")
+FIXED_SECTIONS = ("plugins", "seed", "task", "data", "augment", "train", "optim", "scheduler")
 PACKAGED = Path(__file__).parent / "recipes"  # the repository's recipes/, shipped as package data (a link here)
 DEFAULT_NAMES = {"optim": "adamw", "scheduler": "epoch_decay"}  # sections whose name may be left out
 
@@ -201,12 +202,27 @@ def validate(raw: DictConfig) -> DictConfig:
             raise ConfigError(f"{key}: missing required section for task '{task.name}' "
                               f"(one of: {', '.join(registry.names())})")
         out[key] = check_component(registry, raw[key], key)
+    out.augment = check_augment(raw.get("augment"), task.name, TASKS.get(task.name).cls.uses_audio)
     out.train = check_section(TrainConfig, raw.get("train"), "train")
     for key, registry in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         out[key] = check_component(registry, _named(raw.get(key), key), key)
+    if "audio_encoder" in sections and out.audio_encoder.get("init_from"):
+        out = adopt_pretrained(out)  # the pretrained run's frontend and encoder: checked below like the recipe's
     for warning in TASKS.get(task.name).cls.check_recipe(out):  # what the task can check without data
         log.warning("%s", warning)
     return out
+
+
+def check_augment(values: Any, task: str, uses_audio: bool) -> list[Any]:
+    """The ``augment`` list: each item a waveform augmentation of the training split (``augment[i]`` in errors)."""
+    if values is None:
+        return []
+    if not isinstance(values, (list, ListConfig)):
+        raise ConfigError(f"augment: expected a list of augmentations ([{{name: speed}}, ...]), got "
+                          f"{type(values).__name__}")
+    if values and not uses_audio:
+        raise ConfigError(f"augment: task '{task}' reads no audio: nothing to augment")
+    return [check_component(AUGMENTATIONS, item, f"augment[{i}]") for i, item in enumerate(values)]
 
 
 def _named(values: Any, key: str) -> Any:

@@ -33,6 +33,9 @@ def check_models(ner: Task, asr: Task) -> None:
         raise SnluError(f"pipeline: the NER model is a {ner.cfg.task.name} model, expected spoken_ner or text_ner")
     if asr.cfg.task.name != "asr":
         raise SnluError(f"pipeline: the ASR model is a {asr.cfg.task.name} model, expected asr")
+    if not getattr(asr.vocab, "spells_text", True):
+        raise SnluError(f"pipeline: the ASR model emits {asr.vocab.kind} units, not text: the NER model needs a "
+                        f"transcript (an asr model with units char or sentencepiece)")
 
 
 def tag_transcripts(ner: Task, utts: Sequence[Utterance], transcripts: Sequence[str], batch_size: int,

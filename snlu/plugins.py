@@ -22,6 +22,7 @@ from snlu.core.errors import ConfigError, PluginError, SnluError
 
 BUILTIN_MODULES = (
     "snlu.data.cnerta",
+    "snlu.data.units",
     "snlu.frontends.fbank",
     "snlu.encoders.bert",
     "snlu.encoders.transformer",
@@ -40,6 +41,8 @@ BUILTIN_MODULES = (
     "snlu.tasks.e2e_ner",
     "snlu.optim.optimizers",
     "snlu.optim.schedulers",
+    "snlu.augment.speed",
+    "snlu.augment.noise",
 )
 ENTRY_POINT_GROUP = "snlu.plugins"
 

@@ -155,9 +155,11 @@ TASKS = Registry("tasks", "task")
 DATASETS = Registry("datasets", "data")
 OPTIMIZERS = Registry("optimizers", "optim")
 SCHEDULERS = Registry("schedulers", "scheduler")
+AUGMENTATIONS = Registry("augmentations", "augment")  # waveform augmentations of the training split (a list section)
+UNITS = Registry("units", "units")  # CTC output units, named by task.units and ctc_head.aux.units (no section)
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in (TEXT_ENCODERS, AUDIO_FRONTENDS, AUDIO_ENCODERS, AUDIO_TOKENIZERS, FUSIONS, HEADS, LOSSES, TASKS, DATASETS,
-              OPTIMIZERS, SCHEDULERS)
+              OPTIMIZERS, SCHEDULERS, AUGMENTATIONS, UNITS)
 }

@@ -296,7 +296,9 @@ def check_audio_encoder(component: str | type, options: dict[str, Any] | None = 
                         invalid: Iterable[dict] = (), in_feats: int = 40, seed: int = 0) -> None:
     """An audio encoder: built as ``cls(cfg, in_feats)`` with an attribute ``dim`` (output size).
     ``forward(feats, lengths)`` gets features (B, T, F) (padding is zero after the frontend) and lengths (B,)
-    and returns (frames (B, T', dim), frame_lengths (B,) long, 0 < T'_b <= T')."""
+    and returns (frames (B, T', dim), frame_lengths (B,) long, 0 < T'_b <= T'). An encoder that offers the
+    auxiliary CTC its blocks (``encode_with_block(feats, lengths, block)``, for ``ctc_head.aux``) returns
+    ``forward``'s outputs exactly, and block 1's output (B, T', dim)."""
     with _seeded(seed):
         enc, what = _build(AUDIO_ENCODERS, component, options, invalid, in_feats)
         dim = getattr(enc, "dim", None)
@@ -327,6 +329,11 @@ def check_audio_encoder(component: str | type, options: dict[str, Any] | None = 
                           "a padded batch")
                 _same(frames[b, :alone_len.item()], alone[0], what, f"utterance {b} gives other frames in a padded "
                       "batch than alone: padding leaks into real frames")
+            if hasattr(enc, "encode_with_block"):
+                tapped, tapped_lengths, inner = enc.encode_with_block(feats, lengths, 1)
+                if not (torch.equal(tapped, frames) and torch.equal(tapped_lengths, out_lengths)):
+                    _fail(what, "encode_with_block must return forward's frames and frame_lengths")
+                _shape(inner, tuple(frames.shape), what, "encode_with_block's block output")
         enc.train()
         feats.requires_grad_(True)
         frames, out_lengths = enc(feats, lengths)

@@ -3,7 +3,7 @@ top, inside functions, under ``if TYPE_CHECKING``) is an edge of the module grap
 
 - the graph has no cycle;
 - ``snlu.core`` (the leaf layer) imports nothing of snlu outside itself;
-- a component module (encoders, frontends, fusions, heads, tokenizers, losses, optim) imports only
+- a component module (encoders, frontends, fusions, heads, tokenizers, losses, optim, augment) imports only
   ``snlu.registry``, ``snlu.core`` and its own package: never the recipe loader, a task or the trainer;
 - ``snlu.data`` imports only ``snlu.registry``, ``snlu.core`` and itself: no component, task or training module;
 - the inference side (``snlu.inference``, ``snlu.api``, ``snlu.pipeline``) imports nothing of ``snlu.training``:
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "snlu"
-COMPONENTS = ("encoders", "frontends", "fusions", "heads", "tokenizers", "losses", "optim")
+COMPONENTS = ("encoders", "frontends", "fusions", "heads", "tokenizers", "losses", "optim", "augment")
 INFERENCE = ("snlu.inference", "snlu.api", "snlu.pipeline")
 Graph = dict[str, set[str]]
 

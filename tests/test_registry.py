@@ -11,8 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+from snlu.augment.base import Augmentation
 from snlu.core.errors import RegistryError
 from snlu.data.dataset import Dataset
+from snlu.data.vocab import Units
 from snlu.fusions.base import Fusion
 from snlu.optim.schedulers import Schedule
 from snlu.registry import FUSIONS, OPTIMIZERS, REGISTRIES, Registry
@@ -86,6 +88,8 @@ def test_builtins_cover_every_kind():
         "losses": {"multitask"},
         "tasks": {"spoken_ner", "text_ner", "asr", "e2e_ner"},
         "datasets": {"cnerta"},
+        "augmentations": {"speed", "noise"},
+        "units": {"char", "sentencepiece", "pinyin"},
     }
     for kind, names in expected.items():
         assert names <= set(REGISTRIES[kind].names()), kind
@@ -95,7 +99,8 @@ def test_builtins_cover_every_kind():
 
 BASES = {"text_encoders": nn.Module, "audio_frontends": nn.Module, "audio_encoders": nn.Module,
          "audio_tokenizers": AudioTokenizer, "fusions": Fusion, "heads": nn.Module, "losses": nn.Module,
-         "tasks": Task, "datasets": Dataset, "optimizers": torch.optim.Optimizer, "schedulers": Schedule}
+         "tasks": Task, "datasets": Dataset, "optimizers": torch.optim.Optimizer, "schedulers": Schedule,
+         "augmentations": Augmentation, "units": Units}
 
 
 def test_every_kind_knows_its_base_and_every_component_is_one():

@@ -160,6 +160,24 @@ def test_broken_encoder_fails():
     with pytest.raises(ContractError, match="frame_lengths must be long with 0 < length <= T'=60"):
         check_audio_encoder(register(AUDIO_ENCODERS, "t_enc", LengthsNotSubsampled, EncCfg))
 
+    class TappedWithoutItsLastStep(nn.Module):
+        """Two layers; encode_with_block forgets the second."""
+
+        def __init__(self, cfg, in_feats):
+            super().__init__()
+            self.dim = cfg.dim
+            self.first, self.second = nn.Linear(in_feats, cfg.dim), nn.Linear(cfg.dim, cfg.dim)
+
+        def forward(self, feats, lengths):
+            return self.second(self.first(feats)), lengths
+
+        def encode_with_block(self, feats, lengths, block):
+            inner = self.first(feats)
+            return inner, lengths, inner
+
+    with pytest.raises(ContractError, match="encode_with_block must return forward's frames and frame_lengths"):
+        check_audio_encoder(register(AUDIO_ENCODERS, "t_tap", TappedWithoutItsLastStep, EncCfg))
+
 
 def test_broken_head_fails():
     class SummedCRF(CRFHead):

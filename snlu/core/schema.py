@@ -4,7 +4,8 @@ every error: what ``Registry.config`` and the recipe loader (snlu.config) share.
 A component's config dataclass may also say, per field, what a saved model's config holds for it when the model
 is loaded again (``metadata=on_load(...)``): ``clear`` (null: a file used once, at the start of training, like a
 CMVN file or pretrained weights to copy) or ``saved_files`` (the model folder's subfolder named after the
-section, where the component wrote its files).
+section, where the component wrote its files); and which fields are training options a pretrained run does not
+impose (``metadata=recipe_own()``: dropout, SpecAugment).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 from snlu.core.errors import ConfigError
 
 ON_LOAD = "snlu_on_load"  # the dataclass field metadata key of on_load()
+RECIPE_OWN = "snlu_recipe_own"  # the dataclass field metadata key of recipe_own()
 
 
 class Entries(Protocol):
@@ -36,6 +38,13 @@ def on_load(action: str) -> dict[str, str]:
     if action not in ("clear", "saved_files"):
         raise ValueError(f"on_load: expected clear or saved_files, got '{action}'")
     return {ON_LOAD: action}
+
+
+def recipe_own() -> dict[str, bool]:
+    """Field metadata: a training option (regularisation: dropout, SpecAugment, dither) that
+    ``audio_encoder.init_from`` keeps from the recipe, where every other frontend and encoder option comes from the
+    pretrained run. (Fields declared ``on_load("clear")`` are the recipe's too.)"""
+    return {RECIPE_OWN: True}
 
 
 def first_line(e: Exception) -> str:

@@ -1,21 +1,29 @@
 """Length-bucketed batches, sharded across data-parallel ranks, and the data loaders.
 
 Preparation (audio decoding, features, tokenization) runs in worker processes, overlapping the model's step:
-each worker gets the task's data processor (``task.processor``: no model weights), never the model.
+each worker gets the task's data processor (``task.processor``: no model weights), never the model. Waveform
+augmentation of the training split (the recipe's ``augment``) runs there too, before the processor prepares an
+utterance, with draws seeded by (seed, epoch, utterance index).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from snlu.core.frames import SAMPLE_RATE
+from snlu.data.audio import read_wav
 from snlu.data.processor import Processor
 from snlu.data.utterance import Utterance
+
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (16 kHz samples, generator) -> samples
 
 
 class UtteranceDataset(Dataset):
@@ -29,6 +37,26 @@ class UtteranceDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.processor.prepare(self.utts[i])
+
+
+class AugmentedDataset(UtteranceDataset):
+    """Training utterances whose samples ``augment`` changes before the processor prepares them. Item keys are
+    (epoch, index) (from a ``keyed`` sampler): the draws of utterance i in epoch e come from a generator seeded
+    by (seed, e, i), so they do not depend on the worker that prepares it or on where a run was resumed. The
+    features are computed from the augmented samples (a feature cache cannot hold them)."""
+
+    def __init__(self, utts: list[Utterance], processor: Processor, augment: Augment, seed: int):
+        super().__init__(utts, processor)
+        self.augment, self.seed = augment, seed
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:  # type: ignore[override]
+        epoch, i = key
+        utt = self.utts[i]
+        wave = utt.wave if utt.wave is not None else read_wav(utt.audio)
+        wave = self.augment(wave, np.random.default_rng([self.seed, epoch, i]))
+        heard = dataclasses.replace(utt, wave=wave, features=None, duration=len(wave) / SAMPLE_RATE)
+        item = self.processor.prepare(heard)
+        return {k: utt if v is heard else v for k, v in item.items()}  # batches carry the utterance, not its samples
 
 
 def fill(order: list[int], lengths: list[float], size: int, budget: float) -> list[list[int]]:
@@ -64,7 +92,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: list[float], batch_size: int, bucket_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, budget: float = 0.0):
+                 rank: int = 0, world_size: int = 1, budget: float = 0.0, keyed: bool = False):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         if len(lengths) < world_size:
@@ -73,6 +101,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.budget = budget * world_size
         self.shuffle, self.seed, self.epoch, self.start = shuffle, seed, 0, 0
         self.rank, self.world_size = rank, world_size
+        self.keyed = keyed  # yield (epoch, index) keys instead of indices (for AugmentedDataset)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """The batch order of ``epoch`` (a function of seed and epoch only); iteration begins at batch
@@ -114,8 +143,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         """This rank's batches of the epoch."""
         return [shard(b, self.rank, self.world_size) for b in self.global_batches()]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches()[self.start :])
+    def __iter__(self) -> Iterator[list[Any]]:
+        batches = self.batches()[self.start :]
+        if self.keyed:
+            return iter([[(self.epoch, i) for i in b] for b in batches])
+        return iter(batches)
 
     def __len__(self) -> int:
         return len(self.global_batches())
@@ -136,13 +168,14 @@ def batch_budget(batch_frames: int, processor: Processor) -> float:
 
 def make_loader(utts: list[Utterance], processor: Processor, batch_size: int, bucket_size: int, shuffle: bool,
                 num_workers: int, seed: int = 0, rank: int = 0, world_size: int = 1,
-                budget: float = 0.0) -> DataLoader:
+                budget: float = 0.0, augment: Augment | None = None) -> DataLoader:
     """Batches of ``processor.prepare``d utterances (``budget``: padded length per batch, in ``processor.length``
-    units)."""
+    units); ``augment``: change each utterance's samples first (the training split's waveform augmentation)."""
     sampler = BucketBatchSampler([processor.length(u) for u in utts], batch_size, bucket_size, shuffle, seed,
-                                 rank, world_size, budget)
+                                 rank, world_size, budget, keyed=augment is not None)
+    dataset = UtteranceDataset(utts, processor) if augment is None else AugmentedDataset(utts, processor, augment, seed)
     return DataLoader(
-        UtteranceDataset(utts, processor),
+        dataset,
         batch_sampler=sampler,
         collate_fn=processor.collate,
         num_workers=num_workers,

@@ -26,9 +26,24 @@ class Processor:
     """Base of every task's processor: ``prepare`` one utterance, ``collate`` a batch of prepared ones, and the
     ``length`` that length-bucketed batching sorts by (seconds of audio, else characters)."""
 
+    aux_units: Units | None = None  # the auxiliary CTC's units (``ctc_head.aux``): the task sets them
+
     def __init__(self, vocab: Units, uses_audio: bool = True):
         self.vocab = vocab
         self.uses_audio = uses_audio
+
+    def aux_targets(self, utt: Utterance) -> dict[str, Tensor]:
+        """``aux_ids``: the transcript in the auxiliary CTC's units (nothing without ``ctc_head.aux``)."""
+        if self.aux_units is None:
+            return {}
+        return {"aux_ids": torch.tensor(self.aux_units.encode(utt.sentence), dtype=torch.long)}
+
+    def aux_collate(self, items: list[dict[str, Any]]) -> dict[str, Tensor]:
+        """``aux_ids`` (B, L) padded and ``aux_lengths`` (B,) of prepared items (nothing without them)."""
+        if self.aux_units is None:
+            return {}
+        return {"aux_ids": pad([it["aux_ids"] for it in items], self.aux_units.pad_id),
+                "aux_lengths": torch.tensor([len(it["aux_ids"]) for it in items])}
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
         """One utterance -> tensors (runs in data-loader workers)."""

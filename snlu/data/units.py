@@ -1,8 +1,10 @@
-"""Output units of the CTC tasks (``asr``, ``e2e_ner``): characters or SentencePiece pieces, one interface.
+"""Output units of the CTC tasks (``asr``, ``e2e_ner``) and of the auxiliary CTC (``ctc_head.aux``), registered in
+``UNITS``: characters (``char``), SentencePiece pieces (``sentencepiece``), Mandarin syllables (``pinyin``,
+snlu/data/pinyin.py), one interface.
 
-Both vocabularies map text to ids with ``<blank>`` = 0 (CTC's blank, never produced by ``encode``) and
-``<pad>`` = 1, decode ids back to text (blank, padding and unknown units dropped), and are saved beside the
-weights: ``vocab.json`` for characters, ``units.model`` (the SentencePiece model itself) for pieces.
+Every kind maps text to ids with ``<blank>`` = 0 (CTC's blank, never produced by ``encode``) and ``<pad>`` = 1,
+decodes ids back to text (blank, padding and unknown units dropped), and is saved beside the weights:
+``vocab.json`` for characters, ``units.model`` (the SentencePiece model itself) for pieces, ``pinyin.json``.
 
 SentencePiece models are trained from the training transcripts on first use, in memory, deterministically:
 ``character_coverage`` 1.0 (every Chinese character of the transcripts is a unit), the ``identity``
@@ -20,14 +22,15 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from snlu.core.checks import positive
 from snlu.core.errors import ConfigError
-from snlu.data.vocab import BLANK, PAD, CharVocab
+from snlu.data.pinyin import PinyinUnits
+from snlu.data.vocab import BLANK, PAD, CharVocab, Units
+from snlu.registry import UNITS
 
 log = logging.getLogger("snlu")
-KINDS = ("char", "sentencepiece")
 SP_TYPES = ("unigram", "bpe")
 SEED = 0  # SentencePiece's random generator (seed pieces, sampling): fixed, so every rank trains the same model
 
@@ -36,19 +39,20 @@ SEED = 0  # SentencePiece's random generator (seed pieces, sampling): fixed, so 
 class UnitsConfig:
     """Task options of the CTC output units.
 
-    ``units``: ``char`` (one unit per character) or ``sentencepiece``; ``sp_type``: ``unigram`` or ``bpe``;
-    ``sp_vocab_size``: the pieces wanted (an upper bound on a small corpus; with Chinese it must exceed the
-    number of distinct characters); ``sp_model``: an existing ``.model`` file to use instead of training one.
+    ``units``: a name of ``UNITS`` (``char``: one unit per character; ``sentencepiece``; ``pinyin``: Mandarin
+    syllables); ``sp_type``: ``unigram`` or ``bpe``; ``sp_vocab_size``: the pieces wanted (an upper bound on a
+    small corpus; with Chinese it must exceed the number of distinct characters); ``sp_model``: an existing
+    ``.model`` file to use instead of training one; ``pinyin_tones``: tonal syllables (``hang2``) or toneless.
     """
 
     units: str = "char"
     sp_type: str = "unigram"
     sp_vocab_size: int = 5000
     sp_model: str | None = None
+    pinyin_tones: bool = True
 
     def __post_init__(self) -> None:
-        if self.units not in KINDS:
-            raise ValueError(f"units: expected one of {', '.join(KINDS)}, got '{self.units}'")
+        check_units_name(self.units)
         if self.sp_type not in SP_TYPES:
             raise ValueError(f"sp_type: expected one of {', '.join(SP_TYPES)}, got '{self.sp_type}'")
         positive(self, "sp_vocab_size")
@@ -56,32 +60,22 @@ class UnitsConfig:
             raise ValueError(f"sp_model: set only with units: sentencepiece (units is '{self.units}')")
 
 
-class Units(Protocol):
-    """What the CTC tasks need of a vocabulary (:class:`CharVocab` and :class:`SentencePieceUnits`)."""
-
-    kind: ClassVar[str]  # "char" | "sentencepiece"
-    file: ClassVar[str]  # its file in a saved model folder
-    stoi: dict[str, int]  # unit -> id (the checkpoint fingerprint hashes it)
-    pad_id: int
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: Iterable[int]) -> str: ...
-
-    def __len__(self) -> int: ...
-
-    def single(self, symbol: str) -> bool: ...
-
-    def save(self, path: Path) -> None: ...
+def check_units_name(name: str) -> None:
+    """ValueError (``units: ...``) unless ``name`` is registered in ``UNITS``."""
+    if name not in UNITS:
+        raise ValueError(f"units: expected one of {', '.join(UNITS.names())}, got '{name}'")
 
 
-class SentencePieceUnits:
-    """A SentencePiece model as CTC units: ``<blank>`` = 0, ``<pad>`` = 1, SentencePiece id k = unit k + 2."""
+class SentencePieceUnits(Units):
+    """SentencePiece pieces (unigram or BPE) trained on the training transcripts, or a given model (sp_model).
+
+    ``<blank>`` = 0, ``<pad>`` = 1, SentencePiece id k = unit k + 2."""
 
     kind: ClassVar[str] = "sentencepiece"
     file: ClassVar[str] = "units.model"
     offset: ClassVar[int] = 2
     pad_id = 1
+    spells_text: ClassVar[bool] = True
 
     def __init__(self, proto: bytes):
         import sentencepiece as spm
@@ -123,6 +117,15 @@ class SentencePieceUnits:
             raise ConfigError(f"task.units: SentencePiece training failed: {_explain(str(e))}") from None
         return cls(out.getvalue())
 
+    @staticmethod
+    def spell(text: str) -> list[str]:
+        """The units an error rate counts: the characters (a piece error is several character errors)."""
+        return list(text)
+
+    @staticmethod
+    def split(decoded: str) -> list[str]:
+        return list(decoded)
+
     def encode(self, text: str) -> list[int]:
         return [i + self.offset for i in self.sp.encode(text)]
 
@@ -144,6 +147,11 @@ class SentencePieceUnits:
     def load(cls, path: Path) -> SentencePieceUnits:
         return cls(Path(path).read_bytes())
 
+    @classmethod
+    def from_texts(cls, options: Any, sentences: Iterable[str], symbols: Sequence[str] = ()) -> SentencePieceUnits:
+        """The ``sp_model`` of ``options``, or a model trained on ``sentences`` with its ``sp_*`` options."""
+        return sentencepiece_units(options, sentences, symbols)
+
     def __getstate__(self) -> dict[str, Any]:  # the SentencePiece processor itself does not pickle (spawned workers)
         return {"proto": self.proto}
 
@@ -156,12 +164,20 @@ def _explain(message: str) -> str:
     return re.sub(r"^.*?\.cc\(\d+\) ", "", message.strip().splitlines()[-1] if message.strip() else "")
 
 
-CLASSES: dict[str, Any] = {"char": CharVocab, "sentencepiece": SentencePieceUnits}
+UNITS.require(Units)
+UNITS.register("char")(CharVocab)
+UNITS.register("sentencepiece")(SentencePieceUnits)
+UNITS.register("pinyin")(PinyinUnits)
+
+
+def units_class(kind: str) -> Any:
+    """The registered class of units ``kind`` (its ``file``, ``load``, ``from_texts``)."""
+    return UNITS.get(kind, key="task.units").cls
 
 
 def units_file(kind: str) -> str:
     """The file of a model folder that holds its units of ``kind``."""
-    return CLASSES[kind].file
+    return units_class(kind).file
 
 
 def units_kind(task_cfg: Any) -> str:
@@ -171,15 +187,18 @@ def units_kind(task_cfg: Any) -> str:
 
 def load_units(path: Path, kind: str) -> Units:
     """Read a saved vocabulary of ``kind`` (ValueError/OSError/RuntimeError when it is not one)."""
-    return CLASSES[kind].load(path)
+    return units_class(kind).load(path)
 
 
-def build_units(task_cfg: Any, sentences: Iterable[str], symbols: Sequence[str] = ()) -> Units:
-    """The units of a task section for these training targets: a character vocabulary, the ``sp_model`` given,
-    or a SentencePiece model trained on them. ``symbols`` must come out as single units (else ConfigError)."""
-    kind = units_kind(task_cfg)
-    if kind == "char":
-        return CharVocab.build(sentences)
+def build_units(options: Any, sentences: Iterable[str], symbols: Sequence[str] = ()) -> Units:
+    """The units an options section (a task section, ``ctc_head.aux``) names, for these training targets: a
+    character vocabulary, the ``sp_model`` given or a SentencePiece model trained on them, pinyin syllables.
+    ``symbols`` must come out as single units (else ConfigError)."""
+    return units_class(units_kind(options)).from_texts(options, sentences, symbols)
+
+
+def sentencepiece_units(task_cfg: Any, sentences: Iterable[str], symbols: Sequence[str] = ()) -> SentencePieceUnits:
+    """The ``sp_model`` given, or a SentencePiece model trained on ``sentences``."""
     path = task_cfg.get("sp_model")
     if path:
         try:

@@ -9,18 +9,19 @@ import torch
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range, positive
-from snlu.core.schema import on_load
+from snlu.core.schema import on_load, recipe_own
 
 
 @dataclasses.dataclass
 class AudioEncoderConfig:
-    """Common audio-encoder options. ``init_from``: a run (or its best/) to copy weights from."""
+    """Common audio-encoder options. ``init_from``: a run (or its best/) to copy weights from, whose saved recipe then
+    gives every architecture option of the encoder and the frontend (the recipe keeps its ``recipe_own`` ones)."""
 
     n_blocks: int = 9
     d_model: int = 256
     num_heads: int = 4
     ffn_dim: int = 2048
-    dropout: float = 0.1
+    dropout: float = dataclasses.field(default=0.1, metadata=recipe_own())
     init_from: str | None = dataclasses.field(default=None, metadata=on_load("clear"))  # a saved model has the weights
 
     def __post_init__(self) -> None:

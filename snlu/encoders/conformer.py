@@ -6,6 +6,7 @@ import dataclasses
 
 from torch import Tensor, nn
 from torchaudio.models import Conformer
+from torchaudio.models.conformer import _lengths_to_padding_mask
 
 from snlu.core.tensors import lengths_mask
 from snlu.encoders.audio import AudioEncoderConfig
@@ -58,3 +59,23 @@ class ConformerAudioEncoder(nn.Module):
         finally:
             self._mask = None
         return x, lengths
+
+    def encode_with_block(self, feats: Tensor, lengths: Tensor, block: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``forward``'s outputs and the output of conformer layer ``block`` (1-based; each ends in its own
+        LayerNorm): the layers one at a time, as torchaudio's Conformer runs them."""
+        layers = self.blocks.conformer_layers
+        if not 1 <= block <= len(layers):
+            raise ValueError(f"ctc_head.aux.block: {block} is beyond the encoder's {len(layers)} blocks")
+        x, lengths = self.subsample(feats, lengths)
+        self._mask = lengths_mask(lengths, x.shape[1])
+        padding = _lengths_to_padding_mask(lengths.clamp_min(1))  # what torchaudio's Conformer.forward builds
+        try:
+            x = x.transpose(0, 1)  # (T', B, d): the layers' layout
+            inner = x
+            for i, layer in enumerate(layers, start=1):
+                x = layer(x, padding)
+                if i == block:
+                    inner = x
+        finally:
+            self._mask = None
+        return x.transpose(0, 1), lengths, inner.transpose(0, 1)

@@ -13,6 +13,7 @@ import dataclasses
 from torch import Tensor, nn
 
 from snlu.core.checks import in_range
+from snlu.core.schema import recipe_own
 from snlu.core.tensors import lengths_mask
 from snlu.encoders.audio import AudioEncoderConfig, SinusoidalPositions
 from snlu.encoders.subsampling import Conv2dSubsampling
@@ -23,9 +24,9 @@ from snlu.registry import AUDIO_ENCODERS
 class TransformerEncoderConfig(AudioEncoderConfig):
     """``dropout`` on the residual branches (reference 0.1); the other placements are off in the reference."""
 
-    attention_dropout: float = 0.0
-    ffn_dropout: float = 0.0
-    pos_dropout: float = 0.0
+    attention_dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())
+    ffn_dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())
+    pos_dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())
     norm_first: bool = False  # pre-norm blocks + a final LayerNorm (easier to train from scratch); reference: post-norm
 
     def __post_init__(self) -> None:
@@ -67,3 +68,20 @@ class TransformerAudioEncoder(nn.Module):
         x = self.positions(x)
         x = self.blocks(x, src_key_padding_mask=~lengths_mask(lengths, x.shape[1]))
         return x, lengths
+
+    def encode_with_block(self, feats: Tensor, lengths: Tensor, block: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``forward``'s outputs and the output of block ``block`` (1-based; through the final LayerNorm of pre-norm
+        blocks, as ESPnet's intermediate CTC reads it): the same layers, one at a time, as ``nn.TransformerEncoder``
+        runs them outside its nested-tensor path."""
+        x, lengths = self.subsample(feats, lengths)
+        x = self.positions(x)
+        padding = ~lengths_mask(lengths, x.shape[1])  # (each layer turns it into the float mask the stack would give)
+        final = self.blocks.norm if self.blocks.norm is not None else nn.Identity()
+        inner = None
+        for i, layer in enumerate(self.blocks.layers, start=1):
+            x = layer(x, src_key_padding_mask=padding)
+            if i == block:
+                inner = final(x)
+        if inner is None:
+            raise ValueError(f"ctc_head.aux.block: {block} is beyond the encoder's {len(self.blocks.layers)} blocks")
+        return final(x), lengths, inner

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from snlu.core.checks import in_range, one_of, positive
 from snlu.core.errors import ConfigError
 from snlu.core.frames import FRAME_LENGTH_MS, FRAME_SHIFT_MS, SAMPLE_RATE, fbank_frames
-from snlu.core.schema import on_load
+from snlu.core.schema import on_load, recipe_own
 from snlu.core.tensors import lengths_mask
 from snlu.registry import AUDIO_FRONTENDS
 
@@ -56,12 +56,12 @@ class FbankConfig:
     num_mel_bins: int = 40
     frame_length_ms: float = FRAME_LENGTH_MS
     frame_shift_ms: float = FRAME_SHIFT_MS
-    dither: float = 0.0
+    dither: float = dataclasses.field(default=0.0, metadata=recipe_own())
     norm: str = "utterance"  # utterance: one mean/std over the whole T x F matrix (reference) | utterance_bins:
     #   per mel bin over the utterance's frames | global: per-bin CMVN from the training set | none
     # with norm: global, read the statistics from this cmvn.json instead of computing them (a saved model has them)
     cmvn: str | None = dataclasses.field(default=None, metadata=on_load("clear"))
-    specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
+    specaug: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig, metadata=recipe_own())
 
     def __post_init__(self) -> None:
         positive(self, "num_mel_bins", "frame_length_ms", "frame_shift_ms")

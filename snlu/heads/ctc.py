@@ -1,4 +1,5 @@
-"""CTC head: output projection tied to a character embedding matrix, blank = 0."""
+"""CTC head: output projection tied to a character embedding matrix, blank = 0; optionally a second, auxiliary CTC
+head on an intermediate encoder block (``aux``: intermediate CTC, Lee & Watanabe 2021) with units of its own."""
 
 from __future__ import annotations
 
@@ -10,17 +11,39 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snlu.registry import HEADS
+from snlu.registry import HEADS, UNITS
+
+
+@dataclasses.dataclass
+class AuxCTCConfig:
+    """An auxiliary CTC on the output of encoder block ``block`` (1-based), over its own ``units`` (a ``UNITS``
+    name: ``pinyin``, ``char``; ``pinyin_tones`` for pinyin) of the transcript, in training only: the CTC loss
+    becomes ``(1 - weight) * main + weight * aux``."""
+
+    units: str = "pinyin"
+    pinyin_tones: bool = True
+    block: int = 3
+    weight: float = 0.3
+
+    def __post_init__(self) -> None:  # (messages name aux.<key>: this config lives at ctc_head.aux)
+        if self.units not in UNITS:
+            raise ValueError(f"aux.units: expected one of {', '.join(UNITS.names())}, got '{self.units}'")
+        if self.block <= 0:
+            raise ValueError(f"aux.block: must be >= 1 (the first encoder block), got {self.block}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"aux.weight: must be in [0.0, 1.0], got {self.weight}")
 
 
 @dataclasses.dataclass
 class CTCConfig:
     """Options of the CTC head. ``train_embedding``: false computes the logits from the embedding matrix
     detached, as the reference does (``H . E.data^T``: CTC sends no gradient into E, which then keeps its
-    initial, or ASR-pretrained, values); an ASR model must train it."""
+    initial, or ASR-pretrained, values); an ASR model must train it. ``aux``: an auxiliary CTC on an
+    intermediate encoder block (null: none)."""
 
     dropout: float = 0.0
     train_embedding: bool = True
+    aux: AuxCTCConfig | None = None
 
 
 @HEADS.register("ctc", config=CTCConfig)
@@ -29,16 +52,27 @@ class CTCHead(nn.Module):
 
     blank = 0
 
-    def __init__(self, cfg: CTCConfig, in_dim: int, vocab_size: int):
+    def __init__(self, cfg: CTCConfig, in_dim: int, vocab_size: int, aux_size: int = 0):
         super().__init__()
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.embedding = nn.Parameter(torch.randn(vocab_size, in_dim) * in_dim**-0.5,
                                       requires_grad=cfg.train_embedding)
+        aux = getattr(cfg, "aux", None)
+        if aux is not None:  # (no submodule without it: the same parameters, in the same order, as before aux)
+            if aux_size <= 0:
+                raise ValueError("ctc_head.aux: the auxiliary CTC needs its units (aux_size)")
+            self.aux_weight = float(aux.weight)
+            self.aux = CTCHead(CTCConfig(dropout=cfg.dropout), in_dim, aux_size)  # its embedding always trains
 
     @classmethod
     def optimizer_groups(cls, cfg: CTCConfig, group: str) -> list[str]:
-        """The head's group, unless its only parameter, the embedding, is frozen (``train_embedding: false``)."""
-        return [group] if cfg.train_embedding else []
+        """The head's group, unless its only parameter, the embedding, is frozen (``train_embedding: false``) and
+        it has no auxiliary head."""
+        return [group] if cfg.train_embedding or cfg.get("aux") is not None else []
+
+    def mix(self, main: Tensor, aux: Tensor) -> Tensor:
+        """The CTC loss with the auxiliary one: ``(1 - weight) * main + weight * aux``."""
+        return (1.0 - self.aux_weight) * main + self.aux_weight * aux
 
     def forward(self, frames: Tensor) -> Tensor:
         """(B, T, d) -> (B, T, vocab) logits."""

@@ -1,4 +1,4 @@
-"""Character error rate over whole utterance lists."""
+"""Character error rate over whole utterance lists (or the error rate of any units: lists of strings)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from torchaudio.functional import edit_distance
 
 
-def cer(refs: Sequence[str], hyps: Sequence[str]) -> dict:
-    """Corpus CER: total character edit distance over total reference characters.
+def cer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> dict:
+    """Corpus CER: total character edit distance over total reference characters (strings; lists of units, such
+    as pinyin syllables, give that unit's error rate).
 
     Returns ``{"cer", "errors", "chars"}``. Utterances are paired by position (lengths must
     match, else ValueError). With no reference characters, ``cer`` is ``float(errors)``

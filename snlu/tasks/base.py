@@ -31,6 +31,7 @@ from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import TASKS, Registry
 from snlu.tasks import io
+from snlu.tasks.aux_ctc import aux_assets, save_aux_units
 
 
 class Task(nn.Module):
@@ -48,18 +49,20 @@ class Task(nn.Module):
     # a recipe's ``task`` section may set them for its run's dev/test evaluation (``task.beam_size``).
     decode_options: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: Units, load_weights: bool = True, aux_units: Units | None = None):
         super().__init__()
         self.cfg = cfg
         self.vocab = vocab
+        self.aux_units = aux_units  # the auxiliary CTC's units (ctc_head.aux), None without one
         self.processor: Processor = Processor(vocab, self.uses_audio)  # subclasses set their own
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_data(cls, cfg: DictConfig, train: list[Utterance]) -> Task:
-        """A fresh model for ``cfg``: vocabulary (and labels) from the training split."""
-        task = cls(cfg, CharVocab.build(u.sentence for u in train), **cls.assets_from_data(train))
+        """A fresh model for ``cfg``: vocabulary (and labels, the auxiliary CTC's units) from the training split."""
+        task = cls(cfg, CharVocab.build(u.sentence for u in train), **cls.assets_from_data(train),
+                   **aux_assets(cfg, train))
         task.prepare(train)
         return task
 
@@ -186,7 +189,9 @@ class Task(nn.Module):
         io.save(self, out)
 
     def save_assets(self, out: Path) -> None:
-        """Task-specific files beside the weights (labels, CMVN, markers): subclasses add theirs."""
+        """Task-specific files beside the weights (labels, CMVN, markers, the auxiliary CTC's units): subclasses
+        add theirs."""
+        save_aux_units(self.aux_units, out)
 
     @classmethod
     def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:

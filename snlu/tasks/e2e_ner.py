@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from snlu.core.checks import positive
+from snlu.core.errors import ConfigError
 from snlu.data.processor import AudioFeatures
-from snlu.data.units import Units, UnitsConfig, build_units
+from snlu.data.units import Units, UnitsConfig, build_units, units_class, units_kind
 from snlu.data.utterance import Utterance
 from snlu.heads.ctc import CTCHead
 from snlu.metrics.cer import cer
 from snlu.metrics.text_ner import entity_texts, score_entity_texts
 from snlu.registry import TASKS
 from snlu.tasks.asr import ASRProcessor, ASRTask
+from snlu.tasks.aux_ctc import aux_assets
 
 Span = tuple[int, int, str]
 Markers = dict[str, tuple[str, str]]  # TYPE -> (open, close)
@@ -76,8 +79,8 @@ def strip_markers(tagged: str, markers: Markers) -> tuple[str, list[Span]]:
 class E2ENERProcessor(ASRProcessor):
     """ASR inputs whose target is the transcript with each entity wrapped in its type's markers."""
 
-    def __init__(self, vocab: Units, audio: AudioFeatures, markers: Markers):
-        super().__init__(vocab, audio)
+    def __init__(self, vocab: Units, audio: AudioFeatures, markers: Markers, aux_units: Units | None = None):
+        super().__init__(vocab, audio, aux_units)
         self.markers = markers
 
     def target(self, utt: Utterance) -> str:
@@ -110,10 +113,11 @@ class E2ENERTask(ASRTask):
     tie_metric = ("pred", True)  # while F1 is still 0: the epoch that emits the most entities is furthest along
     decode_options = {**ASRTask.decode_options, "marker_bonus": 0.0}
 
-    def __init__(self, cfg: DictConfig, vocab: Units, markers: Markers, load_weights: bool = True):
-        super().__init__(cfg, vocab, load_weights)
+    def __init__(self, cfg: DictConfig, vocab: Units, markers: Markers, load_weights: bool = True,
+                 aux_units: Units | None = None):
+        super().__init__(cfg, vocab, load_weights, aux_units)
         self.markers = dict(markers)
-        self.processor = E2ENERProcessor(vocab, self.processor.audio, self.markers)
+        self.processor = E2ENERProcessor(vocab, self.processor.audio, self.markers, aux_units)
         missing = [m for pair in self.markers.values() for m in pair if not vocab.single(m)]
         if missing:
             raise ValueError(f"the vocabulary lacks entity markers {missing!r} as units of their own")
@@ -124,9 +128,19 @@ class E2ENERTask(ASRTask):
         markers = make_markers(sorted({t for u in train for _, _, t in u.entities}))
         vocab = build_units(cfg.task, (insert_markers(u.sentence, u.entities, markers) for u in train),
                             symbols=[m for pair in markers.values() for m in pair])
-        task = cls(cfg, vocab, markers)
+        task = cls(cfg, vocab, markers, **aux_assets(cfg, train))
         task.prepare(train)
         return task
+
+    @classmethod
+    def check_recipe(cls, cfg: DictConfig, classes: Mapping[str, type] | None = None) -> list[str]:
+        """Also: the output units spell text (the entities are read from the decoded characters)."""
+        warnings = super().check_recipe(cfg, classes)
+        kind = units_kind(cfg.task)
+        if not units_class(kind).spells_text:
+            raise ConfigError(f"task.units: {kind}: e2e_ner reads its entities from the decoded text, which {kind} "
+                              f"units do not spell (use char or sentencepiece; pinyin fits ctc_head.aux)")
+        return warnings
 
     @classmethod
     def load_assets(cls, folder: Path, cfg: DictConfig) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 from torch import Tensor, nn
@@ -27,9 +27,9 @@ from torch import Tensor, nn
 from snlu.core.errors import ConfigError, SnluError
 from snlu.core.schema import ON_LOAD
 from snlu.data.units import load_units, units_file, units_kind
-from snlu.data.vocab import CharVocab
 from snlu.plugins import load_plugins
 from snlu.registry import TASKS
+from snlu.tasks.aux_ctc import aux_file, load_aux_units
 
 log = logging.getLogger("snlu")
 WEIGHTS = "model.safetensors"
@@ -95,8 +95,7 @@ def load(folder: str | Path) -> Any:
         cls = TASKS.get(str(cfg.task.name), key="task.name").cls
         cfg = saved_config(cfg, cls.components, folder)
         kind = units_kind(cfg.task)
-        if kind not in ("char", "sentencepiece"):
-            raise SnluError(f"task.units: unknown units '{kind}'")
+        units_file(kind)  # an unknown kind: a one-line error naming task.units
     except SnluError as e:
         raise SnluError(f"{folder / 'config.yaml'}: {e}") from None
     except Exception as e:  # yaml and OmegaConf errors: unreadable or not a model config
@@ -107,7 +106,9 @@ def load(folder: str | Path) -> Any:
     except (OSError, ValueError, TypeError, AttributeError, RuntimeError) as e:
         raise SnluError(f"{vocab_file}: not a vocabulary: {first_line(e)}") from None
     try:
-        task = cls(cfg, vocab, load_weights=False, **cls.load_assets(folder, cfg))
+        assets = cls.load_assets(folder, cfg)
+        aux = load_aux_units(folder, cfg)
+        task = cls(cfg, vocab, load_weights=False, **assets, **({"aux_units": aux} if aux is not None else {}))
     except SnluError:
         raise
     except Exception as e:  # a missing or broken labels.json, text_encoder/ files, config values
@@ -164,43 +165,116 @@ def check_weights(folder: Path, task: Any) -> None:
 
 # ----------------------------------------------------------------------------- weights from another run
 
+INIT = "audio_encoder.init_from"
+SPEECH = ("frontend", "audio_encoder")  # the sections (and state-dict prefixes) init_from takes from the run
+# unit kinds whose CTC rows mean the same in two models (pieces of two models do not), and what a log calls them
+ROW_UNITS = {"char": "characters", "pinyin": "syllables"}
 
-def init_audio_from(task: nn.Module, path: Path) -> None:
-    """Copy a pretrained (ASR) run's frontend, audio encoder and CTC rows of shared characters into ``task``
-    (only the frontend and encoder when either side has SentencePiece units: pieces of two models do not match)."""
+
+def pretrained_folder(path: str | Path) -> Path:
+    """The model folder of ``init_from``: the run's best/, or the folder itself; ConfigError without weights."""
+    path = Path(path)
     folder = path / "best" if (path / "best" / WEIGHTS).is_file() else path
     if not (folder / WEIGHTS).is_file():
-        raise ConfigError(f"audio_encoder.init_from: no {WEIGHTS} in {path} or {path}/best")
+        raise ConfigError(f"{INIT}: no {WEIGHTS} in {path} or {path}/best")
+    return folder
+
+
+def pretrained_config(folder: Path) -> DictConfig:
+    """The recipe a pretrained model folder was trained with (its config.yaml)."""
+    try:
+        return OmegaConf.load(folder / "config.yaml")
+    except FileNotFoundError:
+        raise ConfigError(f"{INIT}: {folder}/config.yaml not found (the weights' recipe)") from None
+    except Exception as e:  # yaml and OmegaConf errors
+        raise ConfigError(f"{INIT}: {folder}/config.yaml: unreadable: {first_line(e)}") from None
+
+
+def adopt_pretrained(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the frontend and audio encoder of the run ``audio_encoder.init_from`` names: every option of
+    the pretrained run's sections, except the recipe's own (``recipe_own`` fields: dropout, SpecAugment, dither;
+    ``on_load("clear")`` ones: ``init_from``, ``cmvn``). One log line for each option the recipe set otherwise.
+    Called at recipe load, so ``--print-config`` shows the encoder that is built."""
+    from snlu.core.schema import RECIPE_OWN, check_component
+    from snlu.registry import AUDIO_ENCODERS, AUDIO_FRONTENDS
+
+    folder = pretrained_folder(cfg.audio_encoder.init_from)
+    saved = pretrained_config(folder)
+    load_plugins(saved.get("plugins"))
+    for section, registry in (("frontend", AUDIO_FRONTENDS), ("audio_encoder", AUDIO_ENCODERS)):
+        if not isinstance(saved.get(section), DictConfig):
+            raise ConfigError(f"{INIT}: {folder}/config.yaml has no {section} section (not a speech model)")
+        try:
+            theirs = check_component(registry, saved[section], section)
+        except SnluError as e:
+            raise ConfigError(f"{INIT}: {folder}/config.yaml: {e}") from None
+        mine = cfg[section]
+        fields = dataclasses.fields(registry.get(str(theirs.name)).config)
+        own = {f.name for f in fields if f.metadata.get(RECIPE_OWN) or f.metadata.get(ON_LOAD) == "clear"}
+        for f in fields:
+            if f.name in own and f.name in mine:
+                theirs[f.name] = mine[f.name]
+        for key in ["name", *(f.name for f in fields if f.name not in own)]:
+            if key in mine and _plain(mine[key]) != _plain(theirs[key]):
+                log.info("%s: %s.%s = %s from %s/config.yaml (the recipe had %s)", INIT, section, key,
+                         _plain(theirs[key]), folder, _plain(mine[key]))
+        cfg[section] = theirs
+    return cfg
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def init_audio_from(task: nn.Module, path: Path) -> None:
+    """Copy a pretrained run's frontend and audio encoder into ``task``, every tensor (a missing or unexpected one,
+    or another shape, is a one-line ConfigError); then the CTC rows of the units both models have (characters,
+    pinyin syllables; not SentencePiece pieces: two models' pieces do not match), and likewise the auxiliary CTC's
+    (``ctc_head.aux``) when both have one with the same units."""
+    folder = pretrained_folder(path)
     state = load_file(str(folder / WEIGHTS))
     own = task.state_dict()
-    copied = {k: v for k, v in state.items()
-              if k.startswith(("audio_encoder.", "frontend.")) and k in own and own[k].shape == v.shape}
-    if not any(k.startswith("audio_encoder.") for k in copied):
-        raise ConfigError(f"audio_encoder.init_from: {folder} has no matching audio_encoder weights")
-    task.load_state_dict(copied, strict=False)
-    log.info("audio_encoder.init_from: copied %d tensors from %s", len(copied), folder)
-    key = "ctc_head.embedding"
-    if key in state and key in own:
-        _copy_ctc_rows(task, folder, state[key])
+    mine = {k for k in own if k.startswith(tuple(f"{s}." for s in SPEECH))}
+    theirs = {k for k in state if k.startswith(tuple(f"{s}." for s in SPEECH))}
+    missing, unexpected = sorted(mine - theirs), sorted(theirs - mine)
+    shapes = sorted(k for k in mine & theirs if own[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        problems = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
+                    for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
+                    if keys]
+        raise ConfigError(f"{INIT}: {folder / WEIGHTS} does not fit this model's frontend and audio encoder: "
+                          f"{'; '.join(problems)} (its config.yaml says another encoder than its weights hold?)")
+    task.load_state_dict({k: state[k] for k in mine}, strict=False)
+    log.info("%s: copied all %d frontend and audio_encoder tensors from %s", INIT, len(mine), folder)
+    saved = pretrained_config(folder)
+    if "ctc_head.embedding" in state and "ctc_head.embedding" in own:
+        _copy_rows(task, "ctc_head.embedding", task.vocab, state, folder, units_kind(saved.task),
+                   folder / units_file(units_kind(saved.task)), "CTC")
+    aux = saved.get("ctc_head", {}).get("aux")
+    if aux is not None and "ctc_head.aux.embedding" in state and getattr(task, "aux_units", None) is not None:
+        _copy_rows(task, "ctc_head.aux.embedding", task.aux_units, state, folder, str(aux.units),
+                   folder / aux_file(str(aux.units)), "auxiliary CTC")
 
 
-def _copy_ctc_rows(task: Any, folder: Path, source: Tensor) -> None:
-    """The CTC embedding rows of the characters both vocabularies have; nothing (and a log line saying so)
-    unless both sides have character units."""
-    theirs = "sentencepiece" if (folder / units_file("sentencepiece")).is_file() else "char"
-    mine = getattr(task.vocab, "kind", "char")
-    src = None
-    if mine == theirs == "char":
+def _copy_rows(task: Any, key: str, units: Any, state: dict[str, Tensor], folder: Path, kind: str, file: Path,
+               what: str) -> None:
+    """The embedding rows (``key``) of the units both models have; nothing, and a log line saying so, unless both
+    have units of one row-copyable kind (and the same tones, for pinyin)."""
+    mine, src = getattr(units, "kind", "char"), None
+    if mine == kind and kind in ROW_UNITS:
         try:
-            src = CharVocab.load(folder / units_file("char"))
-        except (OSError, ValueError, TypeError, AttributeError) as e:
-            log.warning("audio_encoder.init_from: %s unreadable (%s)", folder / units_file("char"), first_line(e))
-    if src is None or len(src) != source.shape[0]:
-        log.info("audio_encoder.init_from: CTC units are %s here, %s in %s: copied only the frontend and the "
-                 "encoder, the CTC head starts afresh", mine, theirs, folder)
+            src = load_units(file, kind)
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+            log.warning("%s: %s unreadable (%s)", INIT, file, first_line(e))
+    if src is not None and getattr(src, "tones", None) != getattr(units, "tones", None):
+        src = None
+    if src is None or len(src) != state[key].shape[0]:
+        theirs = f"{kind}{'' if getattr(src, 'tones', True) else ' (toneless)'}"
+        log.info("%s: %s units are %s here, %s in %s: copied only the frontend and the encoder, the %s head "
+                 "starts afresh", INIT, what, mine, theirs, folder, what)
         return
-    rows = [(i, src.stoi[c]) for c, i in task.vocab.stoi.items() if c in src.stoi]
+    rows = [(i, src.stoi[c]) for c, i in units.stoi.items() if c in src.stoi]
     with torch.no_grad():
-        emb = task.ctc_head.embedding
-        emb[[i for i, _ in rows]] = source[[j for _, j in rows]].to(emb.dtype)
-    log.info("audio_encoder.init_from: copied the CTC rows of %d shared characters", len(rows))
+        emb = dict(task.named_parameters())[key]
+        emb[[i for i, _ in rows]] = state[key][[j for _, j in rows]].to(emb.dtype)
+    log.info("%s: copied the %s rows of %d shared %s", INIT, what, len(rows), ROW_UNITS[kind])

@@ -24,6 +24,7 @@ from snlu.core.errors import ConfigError
 from snlu.core.tensors import lengths_mask
 from snlu.data.labels import LabelSet
 from snlu.data.processor import AudioFeatures
+from snlu.data.units import Units
 from snlu.data.utterance import Utterance
 from snlu.data.vocab import CharVocab
 from snlu.registry import (
@@ -37,6 +38,7 @@ from snlu.registry import (
     TEXT_ENCODERS,
 )
 from snlu.tasks.audio import AudioTask
+from snlu.tasks.aux_ctc import aux_loss, check_aux
 from snlu.tasks.ner import NERProcessor, NERTask
 from snlu.tasks.views import (
     FUSION_ARGS,
@@ -106,17 +108,20 @@ def dry_build(section: str, build: Callable[[], Any]) -> Any:
 
 
 class SpokenNERProcessor(NERProcessor):
-    """The NER text inputs plus the audio's features (``feats``, ``feat_lengths``)."""
+    """The NER text inputs plus the audio's features (``feats``, ``feat_lengths``), and the auxiliary CTC's
+    targets when there is one."""
 
-    def __init__(self, vocab: CharVocab, labels: LabelSet, tokenizer: Any, audio: AudioFeatures):
+    def __init__(self, vocab: CharVocab, labels: LabelSet, tokenizer: Any, audio: AudioFeatures,
+                 aux_units: Units | None = None):
         super().__init__(vocab, labels, tokenizer, uses_audio=True)
         self.audio = audio
+        self.aux_units = aux_units
 
     def prepare(self, utt: Utterance) -> dict[str, Any]:
-        return {**self.prepare_text(utt), "feats": self.audio.prepare(utt)}
+        return {**self.prepare_text(utt), "feats": self.audio.prepare(utt), **self.aux_targets(utt)}
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {**super().collate(items), **self.audio.collate(items)}
+        return {**super().collate(items), **self.audio.collate(items), **self.aux_collate(items)}
 
 
 @dataclasses.dataclass
@@ -140,21 +145,25 @@ class SpokenNERTask(AudioTask, NERTask):
         "loss": LOSSES,
     }
 
-    def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True):
+    def __init__(self, cfg: DictConfig, vocab: CharVocab, labels: LabelSet, load_weights: bool = True,
+                 aux_units: Units | None = None):
         super().__init__(cfg, vocab, labels, load_weights)  # (the text encoder)
+        self.aux_units = aux_units
         c = self.component_classes(cfg)
         self.wiring = Wiring.of(cfg, c)
         self.frontend = c["frontend"](cfg.frontend)
         self.audio_encoder = c["audio_encoder"](cfg.audio_encoder, self.frontend.dim)
         text = self.text_encoder
         da, dt = self.audio_encoder.dim, text.dim
-        self.ctc_head = c["ctc_head"](cfg.ctc_head, da, len(vocab))
+        aux = {"aux_size": len(aux_units)} if aux_units is not None else {}
+        self.ctc_head = c["ctc_head"](cfg.ctc_head, da, len(vocab), **aux)
         self.audio_tokenizer = c["audio_tokenizer"](cfg.audio_tokenizer)
         self.fusion = c["fusion"](cfg.fusion, dt, da, text.intermediate_size, text.num_heads)
         self.text_head = c["text_head"](cfg.text_head, 2 * dt, len(labels))
         self.audio_head = c["audio_head"](cfg.audio_head, da, len(labels))
         self.loss = c["loss"](cfg.loss)
-        self.processor = SpokenNERProcessor(vocab, labels, text.tokenizer, AudioFeatures(c["frontend"](cfg.frontend)))
+        self.processor = SpokenNERProcessor(vocab, labels, text.tokenizer, AudioFeatures(c["frontend"](cfg.frontend)),
+                                            aux_units)
 
     def to_compile(self) -> list[nn.Module]:
         return [self.text_encoder, self.audio_encoder]
@@ -165,6 +174,7 @@ class SpokenNERTask(AudioTask, NERTask):
         uses (the tokenizer when no fusion consumes tokens and the audio CRF loss is off, ...): it is never run."""
         classes = classes if classes is not None else cls.component_classes(cfg)
         warnings = super().check_recipe(cfg, classes) + Wiring.of(cfg, classes).warnings(cfg)
+        check_aux(cfg)
         cls.check_sizes(cfg, classes)
         return warnings
 
@@ -184,15 +194,23 @@ class SpokenNERTask(AudioTask, NERTask):
                                                           text["intermediate_size"], text["num_heads"]))
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked)."""
+        """Text-CRF features (B, P, 2 Dt), their mask, and the loss terms (when asked; ``ctc_aux``: the auxiliary
+        CTC's, which :meth:`training_step` mixes into ``ctc``)."""
         text, text_mask = self.encode_text(batch)  # (B, P, Dt)
         feats = self.frontend(batch["feats"], batch["feat_lengths"])
-        frames, frame_lengths = self.audio_encoder(feats, batch["feat_lengths"])  # (B, T', Da)
+        with_aux = with_losses and self.aux_units is not None and "ctc" in self.wiring.terms
+        if with_aux:
+            frames, frame_lengths, inner = self.audio_encoder.encode_with_block(feats, batch["feat_lengths"],
+                                                                                self.cfg.ctc_head.aux.block)
+        else:
+            frames, frame_lengths = self.audio_encoder(feats, batch["feat_lengths"])  # (B, T', Da)
         audio = AudioViews(self, batch, frames, frame_lengths)  # the rest on first use
         terms: dict[str, Tensor] = {}
         on = self.wiring.terms if with_losses else frozenset()
         if "ctc" in on:
             terms["ctc"] = self.ctc_head.loss(audio.ctc_logits, frame_lengths, batch["char_ids"], batch["char_lengths"])
+        if with_aux:
+            terms["ctc_aux"] = aux_loss(self, inner, frame_lengths, batch)
         if "audio_crf" in on:
             tags = batch["char_tags"]  # (the mask covers the tensor's width: a batch may be padded further)
             terms["audio_crf"] = self.audio_head.loss(audio.char_tokens, tags,
@@ -207,7 +225,10 @@ class SpokenNERTask(AudioTask, NERTask):
 
     def training_step(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
         _, _, terms = self(batch, with_losses=True)
-        return self.loss(terms), {k: v.item() for k, v in terms.items()}
+        mixed = dict(terms)
+        if "ctc_aux" in mixed:  # the loss's ctc term: (1 - weight) * ctc + weight * ctc_aux
+            mixed["ctc"] = self.ctc_head.mix(mixed["ctc"], mixed.pop("ctc_aux"))
+        return self.loss(mixed), {k: v.item() for k, v in terms.items()}
 
     def predict(self, batch: dict[str, Any]) -> list[Any]:
         features, mask, _ = self(batch, with_losses=False)

@@ -117,11 +117,15 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, Te
 
 
 def fingerprint(task: torch.nn.Module) -> str:
-    """What the weights' shapes and meanings depend on besides the recipe: the vocabulary and labels."""
+    """What the weights' shapes and meanings depend on besides the recipe: the vocabulary and labels (and the
+    auxiliary CTC's units, when there are some)."""
     parts = [json.dumps(task.vocab.stoi, sort_keys=True, ensure_ascii=False)]
     labels = getattr(task, "labels", None)
     if labels is not None:
         parts.append(json.dumps(labels.to_dict(), sort_keys=True, ensure_ascii=False))
+    aux = getattr(task, "aux_units", None)
+    if aux is not None:
+        parts.append(json.dumps(aux.stoi, sort_keys=True, ensure_ascii=False))
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
 
 

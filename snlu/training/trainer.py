@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from snlu.augment.chain import Chain, build_chain
 from snlu.core.devices import amp_dtype, pick_device, to_device
 from snlu.core.errors import SnluError
 from snlu.data.batching import batch_budget, make_loader
@@ -192,8 +193,10 @@ class Trainer:
         """Train for ``train.epochs`` (from where a resumed run stopped); keep the best dev model in ``best/``."""
         tc, p, key = self.cfg.train, self.progress, self.task.main_metric
         processor = self.task.processor
+        augment = self.augmentation(train)
         loader = make_loader(train, processor, tc.batch_size, tc.bucket_size, True, tc.num_workers, self.cfg.seed,
-                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, processor))
+                             self.place.rank, self.place.world_size, batch_budget(tc.batch_frames, processor),
+                             augment=augment)
         self.schedule.set_total(self.schedule_length(len(loader)))
         with self.stop, self.tracker:
             while p.epoch <= tc.epochs and not self.step_limit_reached():
@@ -226,6 +229,16 @@ class Trainer:
                 if self.stopping():
                     raise self.interrupted()
         return p.best_metrics
+
+    def augmentation(self, train: list[Utterance]) -> Chain | None:
+        """The recipe's ``augment`` list for the training loader (None without one), said once in the log."""
+        augment = build_chain(self.cfg.get("augment"))
+        if augment is not None:
+            cached = any(u.features is not None for u in train)
+            log.info("augment: %s, on the training waveforms%s", augment,
+                     ": the training split is read from its audio, not the feature cache (dev and test still are)"
+                     if cached else "")
+        return augment
 
     def schedule_length(self, batches_per_epoch: int) -> int:
         """How many times the schedule is stepped over the run: epochs, or optimizer steps (``train.max_steps``

@@ -17,6 +17,7 @@ import snlu
 from snlu.cli import eval as eval_cli
 from snlu.cli import predict, score
 from snlu.core.errors import SnluError
+from snlu.metrics.syllables import syllable_error_rates
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 
@@ -107,7 +108,11 @@ def test_asr_model_writes_transcripts(tmp_path, tiny, demo_overrides, demo_dir, 
     assert snlu.load(run, device="cpu").predict(wavs[0]) == lines[0]["prediction"]  # ASR: no text, a transcript
     capsys.readouterr()
     assert eval_cli.main([str(run), "--data", str(demo_dir / "test.jsonl"), "--output-dir", str(tmp_path / "e")]) == 0
-    assert json.loads(capsys.readouterr().out) == json.loads((run / "metrics.json").read_text())["test"]
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((run / "metrics.json").read_text())["test"]
+    refs = [x["sentence"] for x in read_jsonl(demo_dir / "test.jsonl")]  # syllable error rates beside the CER
+    assert {k: printed[k] for k in ("syllable_er_tonal", "syllable_er_toneless", "syllables")} == \
+        syllable_error_rates(refs, [by_id[x["audio"][0]] for x in read_jsonl(demo_dir / "test.jsonl")])
     assert not (tmp_path / "e" / "analysis.png").exists()
     # --beam-size: prefix beam search instead of the saved best path; its transcripts equal the library's
     beam = tmp_path / "beam.jsonl"

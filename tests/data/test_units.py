@@ -132,7 +132,7 @@ def test_no_transcripts_is_a_config_error():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("task.units=words", "task.units: expected one of char, sentencepiece, got 'words'"),
+    ("task.units=words", "task.units: expected one of char, pinyin, sentencepiece, got 'words'"),
     ("task.sp_type=wordpiece", "task.sp_type: expected one of unigram, bpe, got 'wordpiece'"),
     ("task.sp_vocab_size=0", "task.sp_vocab_size: must be > 0, got 0"),
     ("task.sp_model=x.model", "task.sp_model: set only with units: sentencepiece (units is 'char')"),

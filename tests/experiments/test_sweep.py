@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from processes import TAG
 
 from snlu.cli.sweep import main as sweep_main
+from snlu.config import load_recipe
 from snlu.core.errors import ConfigError, SnluError
 from snlu.experiments.sweep import SweepRunner
 from snlu.experiments.sweep_file import load_sweep, validate
@@ -25,6 +27,15 @@ def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text.replace("RECIPES", str(RECIPES)))
     return path
+
+
+def pretrained_stub(run: Path, tiny: list[str]) -> Path:
+    """A run folder as ``audio_encoder.init_from`` reads it at recipe load: best/config.yaml (a tiny asr recipe)
+    beside a weights file (validation reads only the recipe)."""
+    (run / "best").mkdir(parents=True)
+    OmegaConf.save(load_recipe(RECIPES / "asr_pretrain.yaml", list(tiny)), run / "best" / "config.yaml")
+    (run / "best" / "model.safetensors").write_bytes(b"")
+    return run
 
 
 GRID_AND_LIST = """
@@ -41,8 +52,9 @@ variants:
 """
 
 
-def test_grid_times_list_times_seeds(tmp_path):
-    sweep = load_sweep(write(tmp_path, GRID_AND_LIST), extra=["data.max_chars=40"])
+def test_grid_times_list_times_seeds(tmp_path, tiny):
+    asr = pretrained_stub(tmp_path / "asr", tiny)
+    sweep = load_sweep(write(tmp_path, GRID_AND_LIST.replace("/data/asr", str(asr))), extra=["data.max_chars=40"])
     names = [v.name for v in sweep.variants]
     assert names == ["raw-audio_crf_coef=0", "raw-audio_crf_coef=0.15", "concat-audio_crf_coef=0",
                      "concat-audio_crf_coef=0.15", "text"]
@@ -51,7 +63,7 @@ def test_grid_times_list_times_seeds(tmp_path):
     first = runs[0]
     assert first.variant.recipe == (RECIPES / "fusion_raw_all.yaml").resolve()
     assert first.overrides == ["train.epochs=2", "fusion.name=raw", "loss.audio_crf_coef=0",
-                               "audio_encoder.init_from=/data/asr", "data.max_chars=40", "seed=3"]
+                               f"audio_encoder.init_from={asr}", "data.max_chars=40", "seed=3"]
     assert first.dir == tmp_path / "out" / "raw-audio_crf_coef=0" / "seed3"
     text = runs[4]
     assert text.variant.recipe == (RECIPES / "text_only.yaml").resolve()
@@ -59,7 +71,7 @@ def test_grid_times_list_times_seeds(tmp_path):
     validate(sweep)  # every variant is a valid recipe
 
 
-def test_variables_from_the_command_line_and_a_list_of_grids(tmp_path):
+def test_variables_from_the_command_line_and_a_list_of_grids(tmp_path, tiny, monkeypatch):
     path = write(tmp_path, """
 recipe: RECIPES/fusion_raw_all.yaml
 seeds: [1]
@@ -75,6 +87,8 @@ grid:
     sweep = load_sweep(path, {"asr": "runs/asr"})
     assert [v.name for v in sweep.variants] == ["raw", "tokenized", "fusion_layer=2e-05", "fusion_layer=3e-05"]
     assert sweep.variants[2].overrides == ("optim.lrs.fusion_layer=2e-05", "audio_encoder.init_from=runs/asr")
+    monkeypatch.chdir(tmp_path)  # validation reads the pretrained run's recipe (runs/asr, relative to here)
+    pretrained_stub(tmp_path / "runs" / "asr", tiny)
     validate(sweep)
 
 
@@ -199,8 +213,11 @@ def test_cli_dry_run_lists_states_and_commands(tmp_path, capsys):
     assert not (out / "sweep.json").exists()  # a dry run writes nothing
 
 
-@pytest.mark.parametrize("name", ["demo_ablation", "reference_ablation"])
-def test_shipped_sweeps_expand_and_validate(name):
+@pytest.mark.parametrize("name", ["demo_ablation", "reference_ablation", "demo_pretraining"])
+def test_shipped_sweeps_expand_and_validate(name, tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)  # the pretrained runs the sweeps name (runs/asr, runs/asr_demo), as saved models
+    for run in ("runs/asr", "runs/asr_demo"):
+        pretrained_stub(tmp_path / run, tiny)
     sweep = load_sweep(RECIPES / "sweeps" / f"{name}.yaml")
     validate(sweep)
     assert len(sweep.seeds) >= 2 if name == "demo_ablation" else len(sweep.seeds) >= 3
@@ -210,6 +227,10 @@ def test_shipped_sweeps_expand_and_validate(name):
         assert {"text_only", "no_asr", "audio_crf_coef=0", "fusion_layer_lr=2e-5", "audio_encoder_lr=3e-5"} <= names
         raw_all = next(v for v in sweep.variants if v.name == "raw-all")
         assert "audio_encoder.init_from=runs/asr" in raw_all.overrides
+    if name == "demo_pretraining":  # the pretrained variant takes the run's encoder, scratch states the same shape
+        pretrained, scratch = (load_recipe(v.recipe, list(v.overrides)).audio_encoder for v in sweep.variants)
+        assert (pretrained.n_blocks, pretrained.d_model, pretrained.ffn_dim) == (1, 64, 128)
+        assert (scratch.n_blocks, scratch.ffn_dim, scratch.norm_first) == (6, 1024, True)
 
 
 # A stand-in trainer that waits to be stopped, like snlu-train after SIGINT: record the signal, exit 130.

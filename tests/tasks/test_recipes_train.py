@@ -48,7 +48,7 @@ def test_asr_pretrain_then_init_from(tmp_path, tiny, demo_overrides):
     asr = tmp_path / "asr"
     assert main([str(RECIPES / "asr_pretrain.yaml"), *tiny, *demo_overrides, "--output-dir", str(asr)]) == 0
     metrics = check_run_dir(asr, "cer")
-    assert set(metrics["test"]) == {"cer", "errors", "chars"}
+    assert set(metrics["test"]) == {"cer", "errors", "chars", "syllable_er_tonal", "syllable_er_toneless", "syllables"}
     ner = tmp_path / "ner"
     assert main([str(RECIPES / "fusion_raw_all.yaml"), *tiny, *demo_overrides, "train.epochs=1",
                  f"audio_encoder.init_from={asr}", "--output-dir", str(ner)]) == 0
