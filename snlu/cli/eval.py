@@ -14,9 +14,8 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
-from snlu.analysis import error_analysis, plot_analysis
+from snlu.analysis import write_analysis
 from snlu.cli.common import run_main
 from snlu.cli.predict import add_model_args, load_and_predict
 from snlu.cli.score import format_table
@@ -31,21 +30,6 @@ from snlu.tasks.ner import NERTask
 from snlu.training.run import make_run_dir
 
 log = logging.getLogger("snlu")
-
-
-def write_analysis(out: Path, utts: list[Utterance], preds: list[Any], scores: dict[str, Any], title: str) -> None:
-    """``errors.jsonl``, ``analysis.json`` and ``analysis.png`` for flat entity predictions."""
-    analysis = error_analysis([u.entities for u in utts], preds)
-    with open(out / "errors.jsonl", "w", encoding="utf-8") as f:
-        for i, kind, gold, pred in analysis["cases"]:
-            u = utts[i]
-            spans = {k: [s[0], s[1], u.sentence[s[0] : s[1]], s[2]] if s else None
-                     for k, s in (("gold", gold), ("pred", pred))}
-            f.write(json.dumps({"where": u.where, "sentence": u.sentence, "kind": kind, **spans},
-                               ensure_ascii=False) + "\n")
-    summary = {k: analysis[k] for k in ("counts", "confusion")}
-    (out / "analysis.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
-    plot_analysis(scores, analysis, out / "analysis.png", title)
 
 
 def main(argv: list[str] | None = None) -> int:

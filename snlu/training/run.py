@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from snlu.core.errors import SnluError
 
@@ -54,6 +53,8 @@ def move_aside(path: Path, why: str = "--overwrite") -> Path:
 
 
 def seed_everything(seed: int) -> None:
+    import torch  # here: make_run_dir serves the exported models' torch-free snlu-eval
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -67,6 +68,8 @@ def set_deterministic(enabled: bool) -> None:
     """
     if not enabled:
         return
+    import torch
+
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (read when CUDA starts)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
@@ -75,6 +78,8 @@ def set_deterministic(enabled: bool) -> None:
 
 def environment(seed: int, plugins: dict[str, dict[str, str]]) -> dict[str, Any]:
     """What a run records about how it was produced."""
+    import torch
+
     versions = {}
     for pkg in PACKAGES:
         try:
