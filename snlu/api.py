@@ -19,6 +19,8 @@ import torch
 from snlu.core.devices import pick_device
 from snlu.core.errors import SnluError
 from snlu.data.cnerta import Utterance
+from snlu.export.manifest import is_exported
+from snlu.export.runtime import load_exported
 from snlu.inference import make_utterance, predict_utterances
 from snlu.tasks.base import Task
 
@@ -75,5 +77,8 @@ class Model:
 
 
 def load(model_dir: str | Path, device: str = "auto") -> Model:
-    """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda)."""
+    """Load a saved model (a run's ``best/`` folder or the run directory) onto ``device`` (auto|cpu|cuda); an
+    exported folder (snlu-export's) runs through onnxruntime (snlu/export/runtime.py)."""
+    if is_exported(model_dir):
+        return load_exported(model_dir, device)
     return Model(Task.load(model_dir), device)

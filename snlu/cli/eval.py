@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from snlu.analysis import write_analysis
+from snlu.cli import exported
 from snlu.cli.common import run_main
+from snlu.cli.exported import exported_model_in
 from snlu.cli.predict import add_model_args, load_and_predict
 from snlu.cli.score import format_table
 from snlu.core.devices import pick_device
@@ -33,6 +36,8 @@ log = logging.getLogger("snlu")
 
 
 def main(argv: list[str] | None = None) -> int:
+    if exported_model_in(sys.argv[1:] if argv is None else argv):  # snlu-export's folder: onnxruntime, no torch
+        return exported.eval_main(argv)
     p = argparse.ArgumentParser(prog="snlu-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,9 @@ from pathlib import Path
 import torch
 from omegaconf import open_dict
 
+from snlu.cli import exported
 from snlu.cli.common import run_main
+from snlu.cli.exported import exported_model_in
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
 from snlu.inference import predict_utterances, read_inputs, write_predictions
@@ -93,6 +96,8 @@ def load_and_predict(args: argparse.Namespace, require_entities: bool = False,
 
 
 def main(argv: list[str] | None = None) -> int:
+    if exported_model_in(sys.argv[1:] if argv is None else argv):  # snlu-export's folder: onnxruntime, no torch
+        return exported.predict_main(argv)
     p = argparse.ArgumentParser(prog="snlu-predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
