@@ -154,7 +154,7 @@ def example_batches(task: Task) -> list[list[Utterance]]:
 def exporting(task: Task) -> Iterator[None]:
     """The task as the graph runs it: eval mode, no gradients, emissions instead of tags, the scan alignment;
     torch's exporters' notes for their developers kept out of the user's terminal."""
-    quiet = logging.getLogger("torch.onnx"), logging.getLogger("torch.export")
+    quiet = [logging.getLogger(n) for n in ["torch", *logging.root.manager.loggerDict] if n.startswith("torch")]
     levels = [q.level for q in quiet]
     with torch.no_grad(), emissions_instead_of_tags(task), exportable_alignment(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -169,10 +169,14 @@ def exporting(task: Task) -> Iterator[None]:
 
 
 def dims(spec: GraphSpec, mins: dict[str, int]) -> tuple[Any, ...]:
-    """torch.export's dynamic shapes of the graph's inputs (``tokens`` = ``pieces`` + 2)."""
+    """torch.export's dynamic shapes of the graph's inputs: ``tokens`` is ``pieces`` + 2 ([CLS], [SEP]), a derived
+    axis when an input has the pieces axis (the tokenized fusions' ``pool``), else an axis of its own."""
     roots = {a: torch.export.Dim(a, min=mins[a], max=MAX_PIECES - 2 if a == "pieces" else int(2**31 - 1))
              for a in mins}
-    roots["tokens"] = roots["pieces"] + 2 if "pieces" in roots else None
+    if "pieces" in mins:
+        has_pieces = any("pieces" in spec.axes[n] for n in spec.inputs)
+        roots["tokens"] = roots["pieces"] + 2 if has_pieces else torch.export.Dim(
+            "tokens", min=mins["pieces"] + 2, max=MAX_PIECES)
     return (tuple({i: roots[a] for i, a in enumerate(spec.axes[name])} for name in spec.inputs),)
 
 
@@ -181,7 +185,7 @@ def trace(graph: TaskGraph, args: tuple[torch.Tensor, ...], spec: GraphSpec, tas
     frames, two word pieces), never fixed. Returns the program and the axes' smallest sizes."""
     import torch.fx.experimental._config as fx_config
 
-    used = {a for n in spec.inputs for a in spec.axes[n] if a != "tokens"}
+    used = {"pieces" if a == "tokens" else a for n in spec.inputs for a in spec.axes[n]}
     mins = {a: FIRST_MINS.get(a, 1) for a in used}
     if "samples" in used:  # two frames after the 4x subsampling of the built-in encoders: 11 fbank frames
         fe = task.frontend.cfg
@@ -312,8 +316,19 @@ def save_graph(program: Any, out: Path, fmt: str, opset: int | None, spec: Graph
     import onnx as onnx_lib
 
     model = fix_for_onnxruntime(onnx.model_proto)
+    check_dynamic_axes(model, spec)
     onnx_lib.save(model, str(path))
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def check_dynamic_axes(model: Any, spec: GraphSpec) -> None:
+    """Every axis the manifest calls dynamic is symbolic in the ONNX graph's inputs (a tracer can bake the example's
+    length in: refused here, before anything is written)."""
+    for graph_input in model.graph.input:
+        for axis, dim in zip(spec.axes.get(graph_input.name, []), graph_input.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value"):
+                raise SnluError(f"export: the graph fixes axis '{axis}' of input '{graph_input.name}' to "
+                                f"{dim.dim_value} (the example's size): it would refuse every other size")
 
 
 # ----------------------------------------------------------------------------- verification
@@ -336,7 +351,13 @@ def eager_scores(task: Task, utts: list[Utterance], kind: str) -> tuple[list[np.
 def runtime_scores(runtime: ExportedTask, utts: list[Utterance]) -> tuple[list[np.ndarray], list[Any]]:
     """The exported folder's scores of each utterance's real positions, and its predictions."""
     items = [runtime.prepare(u) for u in utts]
-    outputs = runtime.graph(runtime.collate(items))
+    feeds = runtime.collate(items)
+    try:
+        outputs = runtime.graph(feeds)
+    except Exception as e:  # onnxruntime's (or torch's) own errors: the graph refuses these sizes
+        sizes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
+        raise SnluError(f"export: verification failed: the graph refuses a check batch ({sizes}): "
+                        f"{first_line(e)}") from None
     preds = runtime.decode(items, outputs)
     if runtime.decoder == "crf":
         if runtime.manifest["decode"] == "graph":

@@ -129,7 +129,7 @@ def emissions_instead_of_tags(task: nn.Module) -> Iterator[None]:
         yield
         return
     head = task.text_head
-    task.decode = lambda batch, features, mask: head.emissions(features)  # an instance attribute: shadows
+    task.decode = lambda batch, features, mask, *_, **__: head.emissions(features)  # an instance attribute
     try:
         yield
     finally:

@@ -77,3 +77,22 @@ def test_the_python_api_checks_its_inputs(exported):
         snlu.load(folder, beam_size=4)
     with pytest.raises(SnluError, match="device: expected one of"):
         snlu.load(folder, device="tpu")
+
+
+def test_the_runtime_tokenizes_as_the_eager_processor(exported, demo_dir):
+    from snlu.data.inputs import make_utterance
+    from snlu.export.runtime import ExportedTask
+    from snlu.tasks.base import Task
+
+    run, folder = exported("tokenized_all")
+    task, runtime = Task.load(run), ExportedTask(folder)
+    sentences = [u.sentence for split in ("train", "dev", "test")
+                 for u in read_cnerta(demo_dir / f"{split}.jsonl", None)]
+    sentences += ["iPhone 15 Pro售价7999元", "ＡＢＣ全角ＤＥＦ", "e-mail: a.b@c.com!", "北京\u3000上海", "😀表情",
+                  "  空格  "]
+    for s in sentences:
+        utt = make_utterance(s, None, "u", "here", False)
+        eager, got = task.processor.prepare_text(utt), runtime.prepare(utt)
+        assert got["input_ids"].tolist() == eager["input_ids"].tolist(), s
+        assert got["offsets"] == eager["offsets"], s
+        assert got["char_ids"].tolist() == eager["char_ids"].tolist(), s
