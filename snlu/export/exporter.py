@@ -18,6 +18,7 @@ import contextlib
 import datetime
 import importlib.metadata
 import inspect
+import io
 import json
 import logging
 import os
@@ -192,7 +193,9 @@ def trace(graph: TaskGraph, args: tuple[torch.Tensor, ...], spec: GraphSpec, tas
         mins["samples"] = int(SAMPLE_RATE * (fe.frame_length_ms + 10 * fe.frame_shift_ms) / 1000)
     for _ in range(4):
         try:
-            with fx_config.patch(backed_size_oblivious=True):  # no guess that a length is never 1
+            # (backed_size_oblivious: no guess that a length is never 1; stderr: torch prints the partial graph of a
+            # failed export there, for its developers)
+            with fx_config.patch(backed_size_oblivious=True), contextlib.redirect_stderr(io.StringIO()):
                 program = torch.export.export(graph, args, dynamic_shapes=dims(spec, mins))
             return program, {a: {"min": mins[a]} | ({"max": MAX_PIECES - 2} if a == "pieces" else {})
                              for a in sorted(mins)}
@@ -281,7 +284,7 @@ def guard_frames(graph: TaskGraph, args: tuple, spec: GraphSpec, mins: dict[str,
     try:
         import torch.fx.experimental._config as fx_config
 
-        with fx_config.patch(backed_size_oblivious=True):
+        with fx_config.patch(backed_size_oblivious=True), contextlib.redirect_stderr(io.StringIO()):
             report = torch.export.draft_export(graph, args, dynamic_shapes=dims(spec, mins))._report
     except Exception:  # diagnostics only: the caller reports the original error
         return []
