@@ -269,8 +269,8 @@ def explain(e: Exception, graph: TaskGraph, args: tuple, spec: GraphSpec, mins: 
         why = "a length fixed by Python code (the graph would hold one size only)"
     else:
         why = first_line(e)
-    if where is None:  # a guard on a length leaves no frame of its own: draft_export records its stack
-        where = locate(guard_frames(graph, args, spec, mins), files)
+    if where is None:  # a length made a constant leaves no frame of its own: trace again to find it
+        where = locate(fixed_length_frames(graph, args, spec, mins), files)
     if where is None:
         return f"export: the model cannot be exported: {why}"
     section, line = where
@@ -279,26 +279,36 @@ def explain(e: Exception, graph: TaskGraph, args: tuple, spec: GraphSpec, mins: 
             f"{why}, at {line}")
 
 
-def guard_frames(graph: TaskGraph, args: tuple, spec: GraphSpec, mins: dict[str, int]) -> list:
-    """The user frames of the guards and errors ``torch.export.draft_export`` reports (innermost last)."""
-    try:
-        import torch.fx.experimental._config as fx_config
+class LengthFixed(Exception):
+    """Raised where a traced length becomes a Python int (the diagnostic trace of ``fixed_length_frames``)."""
 
+
+def fixed_length_frames(graph: TaskGraph, args: tuple, spec: GraphSpec, mins: dict[str, int]) -> list:
+    """The frames (innermost last) where the model turns a dynamic length into a Python int (``range(T)``,
+    ``int(x.shape[1])``): a second trace with such conversions raising, for the error message only."""
+    import torch.fx.experimental._config as fx_config
+
+    originals = torch.SymInt.__index__, torch.SymInt.__int__
+
+    def strict(original: Any) -> Any:
+        def convert(self: Any) -> int:
+            if getattr(getattr(self.node, "expr", None), "free_symbols", None):
+                raise LengthFixed()
+            return original(self)
+
+        return convert
+
+    torch.SymInt.__index__, torch.SymInt.__int__ = strict(originals[0]), strict(originals[1])
+    try:
         with fx_config.patch(backed_size_oblivious=True), contextlib.redirect_stderr(io.StringIO()):
-            report = torch.export.draft_export(graph, args, dynamic_shapes=dims(spec, mins))._report
+            torch.export.export(graph, args, dynamic_shapes=dims(spec, mins))
+    except LengthFixed as e:
+        return [(f.filename, f.lineno or 0, f.line or "") for f in traceback.extract_tb(e.__traceback__)]
     except Exception:  # diagnostics only: the caller reports the original error
         return []
-    names = {v: k for k, v in getattr(report, "str_to_filename", {}).items()}
-    frames = []
-    for failure in report.failures:
-        data = failure.data if isinstance(failure.data, dict) else {}
-        for frame in data.get("user_stack") or data.get("stack") or []:
-            filename = frame.get("filename")
-            frames.append((names.get(filename, filename) if isinstance(filename, int) else str(filename),
-                           int(frame.get("line", 0)), str(frame.get("loc", ""))))
-        if frames:
-            break
-    return frames
+    finally:
+        torch.SymInt.__index__, torch.SymInt.__int__ = originals
+    return []
 
 
 # ----------------------------------------------------------------------------- writing the graph
@@ -417,7 +427,7 @@ def export(model_dir: str | Path, out: str | Path | None = None, fmt: str = "onn
            decode: str = "numpy", tolerance: float = TOLERANCE) -> Path:
     """Export a trained model (a run directory or its ``best/``) into ``out`` (default ``RUN/export-<format>``);
     the folder, once verified."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if fmt not in FORMATS:
         raise SnluError(f"--format: expected one of {', '.join(FORMATS)}, got '{fmt}'")
     folder = model_folder(model_dir)
@@ -449,6 +459,7 @@ def export(model_dir: str | Path, out: str | Path | None = None, fmt: str = "onn
         manifest["verified"] = verify(task, runtime, batches, tolerance)
         manifest |= {"versions": versions(fmt), "created": datetime.datetime.now().isoformat(
             timespec="seconds"), "export_seconds": round(time.perf_counter() - started, 1),
+            "export_cpu_seconds": round(time.process_time() - cpu, 1),
             "trace_seconds": round(traced, 1)}
         save_manifest(tmp, manifest)
         if out.exists():
