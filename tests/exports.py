@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RECIPES = Path(__file__).parents[2] / "recipes"
+RECIPES = Path(__file__).parents[1] / "recipes"
 # name -> (recipe, extra overrides): one or two training steps on the tiny demo corpus
 MODELS = {
     "raw_all": ("fusion_raw_all.yaml", []),
