@@ -7,6 +7,7 @@ and unpaired predictions ``spurious``. ``correct`` is exactly the count ``score_
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,19 @@ def plot_analysis(scores: dict[str, Any], analysis: dict[str, Any], out: Path, t
     if title:
         fig.suptitle(title, fontsize=10)
     fig.savefig(out, dpi=90)
+
+
+def write_analysis(out: Path, utts: Sequence[Any], preds: Sequence[Any], scores: dict[str, Any], title: str) -> None:
+    """``errors.jsonl``, ``analysis.json`` and ``analysis.png`` (``snlu-eval``'s) for flat entity predictions of
+    utterances (``entities``, ``sentence``, ``where``)."""
+    analysis = error_analysis([u.entities for u in utts], preds)
+    with open(out / "errors.jsonl", "w", encoding="utf-8") as f:
+        for i, kind, gold, pred in analysis["cases"]:
+            u = utts[i]
+            spans = {k: [s[0], s[1], u.sentence[s[0] : s[1]], s[2]] if s else None
+                     for k, s in (("gold", gold), ("pred", pred))}
+            f.write(json.dumps({"where": u.where, "sentence": u.sentence, "kind": kind, **spans},
+                               ensure_ascii=False) + "\n")
+    summary = {k: analysis[k] for k in ("counts", "confusion")}
+    (out / "analysis.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
+    plot_analysis(scores, analysis, out / "analysis.png", title)

@@ -21,8 +21,9 @@ import torch
 
 from snlu.core.devices import check_device, pick_device
 from snlu.core.errors import SnluError
+from snlu.data.inputs import make_utterance
 from snlu.data.utterance import Utterance
-from snlu.inference import amp_setting, make_utterance, predict_utterances, warn_long
+from snlu.inference import amp_setting, predict_utterances, warn_long
 from snlu.tasks.base import Task
 
 Audio = str | Path | np.ndarray | torch.Tensor  # a file, or 16 kHz mono samples: floats in [-1, 1] or integer PCM

@@ -31,8 +31,8 @@ from snlu.core.devices import check_device
 from snlu.core.errors import ConfigError, SnluError
 from snlu.core.logs import setup_logging
 from snlu.core.seed import seed_everything, set_deterministic
+from snlu.data.inputs import write_predictions
 from snlu.data.utterance import Utterance
-from snlu.inference import write_predictions
 from snlu.plugins import LOADED
 from snlu.registry import DATASETS, TASKS
 from snlu.rundir import environment, make_run_dir

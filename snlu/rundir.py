@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from snlu.core.errors import SnluError
 
 log = logging.getLogger("snlu")
@@ -55,6 +53,8 @@ def move_aside(path: Path, why: str = "--overwrite") -> Path:
 
 def environment(seed: int, plugins: dict[str, dict[str, str]]) -> dict[str, Any]:
     """What a run records about how it was produced."""
+    import torch
+
     versions = {}
     for pkg in PACKAGES:
         try:

@@ -71,3 +71,19 @@ def snlu_log(caplog):
     yield caplog
     logger.removeHandler(caplog.handler)
     logger.setLevel(old)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny, demo_overrides):
+    """``trained(name)``: a tiny run of each exportable task (tests/exports.py), trained on first use."""
+    from exports import trained_models
+
+    return trained_models(tmp_path_factory, tiny, demo_overrides)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, trained):
+    """``exported(name)``: (run, exported folder) of each export of tests/exports.py, exported on first use."""
+    from exports import exported_models
+
+    return exported_models(tmp_path_factory, trained)

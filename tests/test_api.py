@@ -16,8 +16,8 @@ import snlu
 import snlu.run
 from snlu.core.errors import SnluError
 from snlu.data.audio import read_wav
+from snlu.data.inputs import make_utterance
 from snlu.heads.ctc import CTCHead, prefix_beam_search
-from snlu.inference import make_utterance
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 

@@ -1,4 +1,4 @@
-"""The documentation holds together: README.md stays a short front door (at most 200 lines), and every
+"""The documentation holds together: README.md stays a short front door (at most 250 lines), and every
 relative link in README.md and docs/*.md — to a file, an image, or a heading (``file.md#anchor``) —
 points at something that exists."""
 
@@ -47,9 +47,9 @@ def links(page: Path) -> list[str]:
     return [m.group(1) for m in LINK.finditer(prose(page.read_text(encoding="utf-8")))]
 
 
-def test_readme_is_at_most_200_lines():
+def test_readme_is_at_most_250_lines():
     n = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
-    assert n <= 200, f"README.md has {n} lines: move a topic to docs/"
+    assert n <= 250, f"README.md has {n} lines: move a topic to docs/"
 
 
 def test_the_checker_sees_links_and_anchors():

@@ -18,7 +18,7 @@ from snlu.config import load_recipe
 from snlu.core.errors import ConfigError, DataError, SnluError
 from snlu.data.audio import read_wav
 from snlu.data.cnerta import AudioIndex, read_cnerta
-from snlu.inference import make_utterance
+from snlu.data.inputs import make_utterance
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PACKAGE = Path(__file__).parents[1] / "snlu"

@@ -13,7 +13,8 @@ import torch
 
 from snlu.core.errors import DataError
 from snlu.data.cnerta import AudioIndex, read_cnerta
-from snlu.inference import make_utterance, predict_utterances, warn_long
+from snlu.data.inputs import make_utterance
+from snlu.inference import predict_utterances, warn_long
 from snlu.tasks.base import Task
 
 

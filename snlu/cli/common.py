@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from snlu.config import packaged_recipe
 from snlu.core.errors import ConfigError, SnluError
 
 # An override's key: a dotted recipe key path (``train.epochs``, ``data.train``, ``plugins[0]``); no '/',
@@ -56,6 +55,8 @@ def split_positionals(items: list[str], what: str, most: int | None = 1) -> tupl
     """The positional words split into files (``what``: "recipe", "sweep") and overrides, each in
     order. A word that is neither (no '=', no such file, not a .yaml name, not a packaged recipe's name such as
     ``fusion_raw_all``), or a file beyond the first ``most``, is a one-line error."""
+    from snlu.config import packaged_recipe  # (here: the exported models' torch-free commands import this module)
+
     files = [x for x in items if not is_override(x)]
     overrides = [x for x in items if is_override(x)]
     known = {f for f in files if Path(f).is_file() or packaged_recipe(f) is not None}

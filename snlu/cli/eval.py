@@ -13,18 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
-from typing import Any
 
-from snlu.analysis import error_analysis, plot_analysis
+from snlu.analysis import write_analysis
+from snlu.cli import exported
 from snlu.cli.common import run_main
+from snlu.cli.exported import exported_model_in
 from snlu.cli.predict import add_model_args, finish, load_and_predict
 from snlu.cli.score import format_table
 from snlu.core.devices import pick_device
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
+from snlu.data.inputs import write_predictions
 from snlu.data.utterance import Utterance
-from snlu.inference import write_predictions
 from snlu.metrics import alignment
 from snlu.rundir import make_run_dir
 from snlu.tasks.base import Task
@@ -33,22 +35,9 @@ from snlu.tasks.ner import NERTask
 log = logging.getLogger("snlu")
 
 
-def write_analysis(out: Path, utts: list[Utterance], preds: list[Any], scores: dict[str, Any], title: str) -> None:
-    """``errors.jsonl``, ``analysis.json`` and ``analysis.png`` for flat entity predictions."""
-    analysis = error_analysis([u.entities for u in utts], preds)
-    with open(out / "errors.jsonl", "w", encoding="utf-8") as f:
-        for i, kind, gold, pred in analysis["cases"]:
-            u = utts[i]
-            spans = {k: [s[0], s[1], u.sentence[s[0] : s[1]], s[2]] if s else None
-                     for k, s in (("gold", gold), ("pred", pred))}
-            f.write(json.dumps({"where": u.where, "sentence": u.sentence, "kind": kind, **spans},
-                               ensure_ascii=False) + "\n")
-    summary = {k: analysis[k] for k in ("counts", "confusion")}
-    (out / "analysis.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
-    plot_analysis(scores, analysis, out / "analysis.png", title)
-
-
 def main(argv: list[str] | None = None) -> int:
+    if exported_model_in(sys.argv[1:] if argv is None else argv):  # snlu-export's folder: onnxruntime, no torch
+        return exported.eval_main(argv)
     p = argparse.ArgumentParser(prog="snlu-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)

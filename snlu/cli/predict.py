@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from snlu.cli import exported
 from snlu.cli.common import run_main
+from snlu.cli.exported import exported_model_in
 from snlu.core.devices import check_device
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
-from snlu.inference import AMP_CHOICES, predict_utterances, read_inputs, warn_long, write_predictions
+from snlu.data.inputs import read_inputs, write_predictions
+from snlu.inference import AMP_CHOICES, predict_utterances, warn_long
 from snlu.tasks.base import Task
 
 log = logging.getLogger("snlu")
@@ -133,6 +137,8 @@ def finish(failures: list[str], done: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if exported_model_in(sys.argv[1:] if argv is None else argv):  # snlu-export's folder: onnxruntime, no torch
+        return exported.predict_main(argv)
     p = argparse.ArgumentParser(prog="snlu-predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)

@@ -3,7 +3,10 @@ how many fbank frames a number of samples gives, and how many the encoders' 4x C
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (torch-free at import: the exported models' runtime reads the frame arithmetic)
+    from torch import Tensor
 
 SAMPLE_RATE = 16000
 FRAME_LENGTH_MS = 25.0  # the recipes' (Kaldi's default) window

@@ -11,20 +11,21 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 
-from snlu.core.errors import DataError
+from snlu.core.errors import DataError, SnluError
 from snlu.core.frames import SAMPLE_RATE
 
 
 @functools.lru_cache(maxsize=8)
-def _resampler(sr: int, target: int) -> torchaudio.transforms.Resample:
+def _resampler(sr: int, target: int) -> Any:
     # Same sinc filter as torchaudio.functional.resample, but the kernel is built once per rate pair
     # (building it dominates the cost: ~3x slower per call for 22.05 -> 16 kHz).
+    import torchaudio  # here: reading 16 kHz audio needs no torch (the exported models' runtime)
+
     return torchaudio.transforms.Resample(sr, target)
 
 
@@ -33,6 +34,11 @@ def resample(audio: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarra
     audio = np.asarray(audio, dtype=np.float32)
     if sr == target:
         return audio
+    try:
+        import torch
+    except ImportError:
+        raise SnluError(f"resampling {sr} Hz audio to {target} Hz needs torchaudio, which is not installed here: "
+                        f"give {target} Hz audio") from None
     with torch.no_grad():
         out = _resampler(int(sr), int(target))(torch.from_numpy(audio))
     return out.numpy().astype(np.float32, copy=False)

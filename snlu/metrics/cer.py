@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchaudio.functional import edit_distance
+
+def edit_distance(ref: Sequence[object], hyp: Sequence[object]) -> int:
+    """Levenshtein distance (substitutions, insertions, deletions, each 1), the dynamic programme of
+    ``torchaudio.functional.edit_distance`` (tests/metrics/test_cer.py compares the two): torch-free, for the
+    exported models' runtime."""
+    row = list(range(len(hyp) + 1))  # distances from ref[:0]
+    for i, r in enumerate(ref, start=1):
+        diagonal, row[0] = row[0], i
+        for j, h in enumerate(hyp, start=1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
+    return row[-1]
 
 
 def cer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> dict:
@@ -17,6 +27,6 @@ def cer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> dict:
     """
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    errors = sum(int(edit_distance(list(r), list(h))) for r, h in zip(refs, hyps))
+    errors = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
     chars = sum(len(r) for r in refs)
     return {"cer": errors / chars if chars else float(errors), "errors": errors, "chars": chars}

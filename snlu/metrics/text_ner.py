@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from snlu.metrics.cer import cer
 from snlu.metrics.ner import report
 
 TextEntity = tuple[str, str]  # (text, TYPE)
@@ -39,3 +41,11 @@ def score_entity_texts(gold: Sequence[Iterable[TextEntity]], pred: Sequence[Iter
             for (_, t), n in counts.items():
                 total[t] += n
     return report(n_gold, n_pred, n_ok)
+
+
+def score_predictions(utts: Sequence[Any], preds: Sequence[tuple[str, Iterable[tuple[int, int, str]]]]) -> dict:
+    """Entity text + type scores of (transcript, entities) predictions against the gold of ``utts`` (their
+    ``sentence`` and ``entities``), and the transcript CER: what ``e2e_ner`` reports."""
+    scores = score_entity_texts([entity_texts(u.sentence, u.entities) for u in utts],
+                                [entity_texts(text, spans) for text, spans in preds])
+    return {**scores, "cer": cer([u.sentence for u in utts], [text for text, _ in preds])["cer"]}

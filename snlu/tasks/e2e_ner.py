@@ -27,53 +27,23 @@ from omegaconf import DictConfig
 
 from snlu.core.checks import positive
 from snlu.core.errors import ConfigError
+from snlu.data.markers import (  # noqa: F401 (re-exported)
+    FIRST_MARKER,
+    Markers,
+    Span,
+    format_prediction,
+    insert_markers,
+    make_markers,
+    strip_markers,
+)
 from snlu.data.processor import AudioFeatures
 from snlu.data.units import Units, UnitsConfig, build_units, units_class, units_kind
 from snlu.data.utterance import Utterance
 from snlu.heads.ctc import CTCHead
-from snlu.metrics.cer import cer
-from snlu.metrics.text_ner import entity_texts, score_entity_texts
+from snlu.metrics.text_ner import score_predictions
 from snlu.registry import TASKS
 from snlu.tasks.asr import ASRProcessor, ASRTask
 from snlu.tasks.aux_ctc import aux_assets
-
-Span = tuple[int, int, str]
-Markers = dict[str, tuple[str, str]]  # TYPE -> (open, close)
-FIRST_MARKER = 0xE000  # Unicode private use area
-
-
-def make_markers(types: list[str]) -> Markers:
-    """One (open, close) pair of private-use characters per entity type, in sorted type order."""
-    return {t: (chr(FIRST_MARKER + 2 * i), chr(FIRST_MARKER + 2 * i + 1)) for i, t in enumerate(sorted(types))}
-
-
-def insert_markers(sentence: str, spans: list[Span], markers: Markers) -> str:
-    """The sentence with each (flat, non-overlapping) span wrapped in its type's markers."""
-    pieces, pos = [], 0
-    for start, end, etype in sorted(spans):
-        opening, closing = markers[etype]
-        pieces += [sentence[pos:start], opening, sentence[start:end], closing]
-        pos = end
-    return "".join([*pieces, sentence[pos:]])
-
-
-def strip_markers(tagged: str, markers: Markers) -> tuple[str, list[Span]]:
-    """The transcript without markers, and the entities of its well-formed marker pairs (offsets into it)."""
-    opens = {o: t for t, (o, _) in markers.items()}
-    closes = {c: t for t, (_, c) in markers.items()}
-    text: list[str] = []
-    spans: list[Span] = []
-    current: tuple[str, int] | None = None  # (type, start) of the open marker not closed yet
-    for ch in tagged:
-        if ch in opens:
-            current = (opens[ch], len(text))  # a second open marker replaces an unclosed one
-        elif ch in closes:
-            if current is not None and current[0] == closes[ch] and len(text) > current[1]:
-                spans.append((current[1], len(text), current[0]))
-            current = None
-        else:
-            text.append(ch)
-    return "".join(text), spans
 
 
 class E2ENERProcessor(ASRProcessor):
@@ -166,16 +136,3 @@ class E2ENERTask(ASRTask):
 
     def format_prediction(self, utt: Utterance, pred: tuple[str, list[Span]]) -> dict[str, Any]:
         return format_prediction(utt, pred)
-
-
-def score_predictions(utts: list[Utterance], preds: list[tuple[str, list[Span]]]) -> dict[str, Any]:
-    """Entity text + type scores of (transcript, entities) predictions against the gold, and the transcript CER."""
-    scores = score_entity_texts([entity_texts(u.sentence, u.entities) for u in utts],
-                                [entity_texts(text, spans) for text, spans in preds])
-    return {**scores, "cer": cer([u.sentence for u in utts], [text for text, _ in preds])["cer"]}
-
-
-def format_prediction(utt: Utterance, pred: tuple[str, list[Span]]) -> dict[str, Any]:
-    """The input line with ``prediction`` (the transcript) and ``entity`` (offsets into it) filled in."""
-    text, spans = pred
-    return {**utt.record, "prediction": text, "entity": [[s, e, text[s:e], t] for s, e, t in spans]}

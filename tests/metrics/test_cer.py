@@ -47,3 +47,15 @@ def test_empty_and_mismatch():
     assert cer([""], ["ab"]) == {"cer": 2.0, "errors": 2, "chars": 0}
     with pytest.raises(ValueError):
         cer(["a"], [])
+
+
+def test_edit_distance_equals_torchaudios():
+    from torchaudio.functional import edit_distance as reference
+
+    from snlu.metrics.cer import edit_distance
+
+    rng = random.Random(1)
+    for _ in range(200):
+        a = "".join(rng.choice("北京ab") for _ in range(rng.randint(0, 9)))
+        b = "".join(rng.choice("北京ab") for _ in range(rng.randint(0, 9)))
+        assert edit_distance(a, b) == reference(list(a), list(b))
