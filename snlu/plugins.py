@@ -23,9 +23,12 @@ from snlu.core.errors import ConfigError, PluginError, SnluError
 BUILTIN_MODULES = (
     "snlu.data.cnerta",
     "snlu.frontends.fbank",
+    "snlu.frontends.waveform",
     "snlu.encoders.bert",
     "snlu.encoders.transformer",
     "snlu.encoders.conformer",
+    "snlu.encoders.hf_ssl",
+    "snlu.encoders.whisper",
     "snlu.heads.ctc",
     "snlu.heads.crf",
     "snlu.tokenizers.all",

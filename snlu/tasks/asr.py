@@ -75,7 +75,7 @@ class ASRTask(Task):
         self.frontend = AUDIO_FRONTENDS.build(cfg.frontend)
         self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
         self.ctc_head = HEADS.build(cfg.ctc_head, self.audio_encoder.dim, len(vocab))
-        self.processor = ASRProcessor(vocab, AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)))
+        self.processor = ASRProcessor(vocab, AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend), self.audio_encoder))
 
     def to_compile(self) -> list[nn.Module]:
         return [self.audio_encoder]

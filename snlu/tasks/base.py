@@ -66,14 +66,13 @@ class Task(nn.Module):
         return {}
 
     def fit(self, train: list[Utterance]) -> None:
-        """Once before training: check (or build) the dataset's feature cache for the processor's frontend, then
-        global CMVN from ``frontend.cmvn`` or the training set, then ``audio_encoder.init_from``."""
+        """Once before training: global CMVN from ``frontend.cmvn`` or the training set, then
+        ``audio_encoder.init_from``, then check (or build) the dataset's feature cache for what the processor
+        caches (a frozen encoder's outputs are computed with the weights init_from copied)."""
         audio = getattr(self.processor, "audio", None)
         frontend = getattr(self, "frontend", None)
         cache = train[0].features if train else None
-        if audio is not None and cache is not None:
-            cache.ensure(audio.frontend)  # every split of the dataset, here in the main process, before any worker
-        if audio is not None and frontend is not None and frontend.cfg.norm == "global":
+        if audio is not None and frontend is not None and getattr(frontend.cfg, "norm", None) == "global":
             if getattr(frontend.cfg, "cmvn", None):
                 frontend.load_cmvn(Path(frontend.cfg.cmvn))
                 log.info("global CMVN: read from %s", frontend.cfg.cmvn)
@@ -85,6 +84,11 @@ class Task(nn.Module):
         init = self.cfg.get("audio_encoder", {}).get("init_from")
         if init:
             io.init_audio_from(self, Path(init))
+        if audio is not None and cache is not None and audio.cached is not None:
+            cache.ensure(audio.cached)  # every split of the dataset, here in the main process, before any worker
+        elif audio is not None and cache is not None:
+            log.info("data.feature_cache: not used: the audio encoder reads the samples (only a frozen one's outputs "
+                     "are cached)")
 
     # ------------------------------------------------------------------ model
 

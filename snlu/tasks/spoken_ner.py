@@ -106,7 +106,7 @@ class SpokenNERTask(NERTask):
         self.tokenizer_consumes = check_consumes("audio_tokenizer", self.audio_tokenizer, TOKENIZER_DEFAULT,
                                                  TOKENIZER_OFFERS)
         self.processor = SpokenNERProcessor(vocab, labels, self.text_encoder.tokenizer,
-                                            AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)))
+                                            AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend), self.audio_encoder))
 
     def to_compile(self) -> list[nn.Module]:
         return [self.text_encoder, self.audio_encoder]
