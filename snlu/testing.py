@@ -292,16 +292,19 @@ def check_audio_tokenizer(component: str | type, options: dict[str, Any] | None 
 
 
 def check_audio_encoder(component: str | type, options: dict[str, Any] | None = None,
-                        invalid: Iterable[dict] = (), in_feats: int = 40, seed: int = 0) -> None:
+                        invalid: Iterable[dict] = (), in_feats: int = 40, seed: int = 0,
+                        lengths: Sequence[int] = (120, 77, 31)) -> None:
     """An audio encoder: built as ``cls(cfg, in_feats)`` with an attribute ``dim`` (output size).
     ``forward(feats, lengths)`` gets features (B, T, F) (padding is zero after the frontend) and lengths (B,)
-    and returns (frames (B, T', dim), frame_lengths (B,) long, 0 < T'_b <= T')."""
+    and returns (frames (B, T', dim), frame_lengths (B,) long, 0 < T'_b <= T'). ``lengths``: three decreasing
+    input lengths (in samples for an encoder of the waveform, ``in_feats=1``)."""
     with _seeded(seed):
         enc, what = _build(AUDIO_ENCODERS, component, options, invalid, in_feats)
         dim = getattr(enc, "dim", None)
         if not isinstance(dim, int) or dim <= 0:
             _fail(what, "needs an attribute 'dim' (int > 0): the size of its output vectors")
-        t, lens = 120, [120, 77, 31]
+        lens = list(lengths)
+        t = lens[0]
         feats = torch.randn(3, t, in_feats) * _lengths_mask(lens, t)[..., None]  # zero padding, as the frontend's
         lengths = torch.tensor(lens)
         enc.eval()

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from snlu.core.checks import in_range
 from snlu.core.errors import ConfigError
 from snlu.core.tensors import lengths_mask, pad
-from snlu.encoders.ssl import SSLConfig, SSLEncoder, has_weights, quiet_transformers
+from snlu.encoders.ssl import SSLConfig, SSLEncoder, has_weights, quiet_transformers, trains_backbone
 from snlu.registry import AUDIO_ENCODERS
 
 log = logging.getLogger("snlu")
@@ -43,7 +43,7 @@ class HFSSLConfig(SSLConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         in_range(self, "mask_time_prob", 0.0, 1.0)
-        if self.mask_time_prob and not self.trains_backbone():
+        if self.mask_time_prob and not trains_backbone(self):
             raise ValueError("mask_time_prob: a model frozen with freeze: all runs in eval mode, unmasked")
 
 
@@ -114,13 +114,29 @@ class HFSSLEncoder(SSLEncoder):
 
     def backbone(self, wave: Tensor, lengths: Tensor) -> list[Tensor]:
         x = self.normalized(wave, lengths)
+        frames = self.model_frames(lengths)
+        masked = self.time_masks(frames, int(self.model_frames(torch.tensor(x.shape[1]))))
         if self.batched:
             mask = lengths_mask(lengths, x.shape[1]).long() if self.use_mask or self.batch_exact else None
-            return self.hidden(x, mask)
-        alone = [self.hidden(x[b : b + 1, :n], None) for b, n in enumerate(lengths.tolist())]
+            return self.hidden(x, mask, masked)
+        alone = [self.hidden(x[b : b + 1, :n], None, None if masked is None else masked[b : b + 1, : frames[b]])
+                 for b, n in enumerate(lengths.tolist())]
         return [pad([states[i][0] for states in alone]) for i in range(len(alone[0]))]
 
-    def hidden(self, x: Tensor, mask: Tensor | None) -> list[Tensor]:
-        """Hidden states 0..L of one forward; the last is the model's output (after a final LayerNorm)."""
-        out = self.model(x, attention_mask=mask, output_hidden_states=True)
-        return [*out.hidden_states[:-1], out.last_hidden_state]
+    def time_masks(self, frames: Tensor, t: int) -> Tensor | None:
+        """(B, T) time steps to mask (training, ``mask_time_prob`` > 0), drawn for the whole batch by the models'
+        own rule over each utterance's real frames, so that one utterance at a time masks as the batch would."""
+        config = self.model.config
+        if not (self.model.training and self.cfg.mask_time_prob > 0) or t < config.mask_time_length:
+            return None
+        from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
+
+        real = lengths_mask(frames.cpu(), t)
+        masked = _compute_mask_indices((len(frames), t), config.mask_time_prob, config.mask_time_length,
+                                       attention_mask=real, min_masks=config.mask_time_min_masks)
+        return torch.as_tensor(masked, dtype=torch.bool, device=frames.device)
+
+    def hidden(self, x: Tensor, mask: Tensor | None, masked: Tensor | None) -> list[Tensor]:
+        """The hidden states the layer choice reads, of one forward."""
+        return self.kept(self.model(x, attention_mask=mask, mask_time_indices=masked,
+                                    output_hidden_states=self.wants_hidden_states))

@@ -82,8 +82,11 @@ class SSLConfig:
         if self.unfreeze_after_steps and self.freeze != "all":
             raise ValueError(f"unfreeze_after_steps: only with freeze: all (freeze is '{self.freeze}')")
 
-    def trains_backbone(self) -> bool:
-        return self.freeze != "all" or self.unfreeze_after_steps > 0
+
+
+def trains_backbone(cfg: Any) -> bool:
+    """Whether any of the pretrained model trains (a config dataclass or a recipe section)."""
+    return cfg.freeze != "all" or cfg.unfreeze_after_steps > 0
 
 
 def check_folder(path: str, model_types: tuple[str, ...], elsewhere: str) -> dict[str, Any]:
@@ -167,8 +170,12 @@ class SSLEncoder(nn.Module):
         if cfg.unfreeze_after_steps:
             self.register_buffer("trained_batches", torch.zeros((), dtype=torch.long))
         self.freeze(cfg)
-        if cfg.checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.checkpointing:  # (transformers 5.2x renamed it; older 5.x have only the gradient_ name)
+            enable = getattr(self.model, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     # ------------------------------------------------------------------ what a subclass provides
 
@@ -195,8 +202,19 @@ class SSLEncoder(nn.Module):
         raise NotImplementedError
 
     def backbone(self, wave: Tensor, lengths: Tensor) -> list[Tensor]:
-        """(B, S) samples, (B,) lengths -> hidden states 0..L, each (B, T, D); the last is the model's output."""
+        """(B, S) samples, (B,) lengths -> what ``kept`` keeps of the hidden states, each (B, T, D)."""
         raise NotImplementedError
+
+    def kept(self, out: Any) -> list[Tensor]:
+        """Of a transformers output: the model's output alone for ``layer: last`` (with layerdrop, skipped layers
+        have no state), else hidden states 0..L with the model's output (after any final LayerNorm) as the last."""
+        if self.cfg.layer == "last":
+            return [out.last_hidden_state]
+        return [*out.hidden_states[:-1], out.last_hidden_state]
+
+    @property
+    def wants_hidden_states(self) -> bool:
+        return self.cfg.layer != "last"
 
     def input_settings(self) -> dict[str, Any]:
         """What else the features depend on (the normalisation): part of the feature cache's key."""
@@ -250,7 +268,7 @@ class SSLEncoder(nn.Module):
     @classmethod
     def optimizer_groups(cls, cfg: SSLConfig, group: str) -> list[str]:
         """The encoder's group, and ``backbone_group`` when set and the pretrained model trains."""
-        return [group, cfg.backbone_group] if cfg.backbone_group and cfg.trains_backbone() else [group]
+        return [group, cfg.backbone_group] if cfg.backbone_group and trains_backbone(cfg) else [group]
 
     def group_overrides(self) -> dict[str, list[nn.Parameter]]:
         """The pretrained model's parameters go to ``backbone_group`` when it is set."""
@@ -296,7 +314,7 @@ class SSLEncoder(nn.Module):
         """(B, S) samples, (B,) lengths -> the selected states pooled (B, T', K, D'), (B,) frame counts."""
         with torch.no_grad() if self.frozen() else contextlib.nullcontext():
             hidden = self.backbone(wave, lengths)
-            x = torch.stack([hidden[i] for i in self.selected], dim=2)  # (B, T, K, D)
+            x = torch.stack([hidden[i] for i in ([0] if self.cfg.layer == "last" else self.selected)], dim=2)
             return self.pool(x, self.model_frames(lengths).clamp(0, x.shape[1]))
 
     def combine(self, states: Tensor) -> Tensor:

@@ -98,8 +98,8 @@ class WhisperAudioEncoder(SSLEncoder):
                 kept.append(int(self.window_out(torch.tensor(piece.shape[0]))))
                 where.append((b, offset))
                 offset += kept[-1]
-        out = self.model(self.log_mel(torch.stack(windows)).to(wave.dtype), output_hidden_states=True)
-        hidden = [*out.hidden_states[:-1], out.last_hidden_state]  # each (N, window / 2, D)
+        mel = self.log_mel(torch.stack(windows)).to(wave.dtype)
+        hidden = self.kept(self.model(mel, output_hidden_states=self.wants_hidden_states))  # each (N, window / 2, D)
         t = max(o + k for (_, o), k in zip(where, kept))
         result = []
         for h in hidden:
