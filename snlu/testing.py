@@ -452,7 +452,7 @@ def random_speech_model(out: str | Path, family: str, seed: int = 0, **config: A
         if family == "whisper":
             cfg = transformers.WhisperConfig(**{**_TINY_WHISPER, **config})
             model = transformers.WhisperModel(cfg)
-            window_s = cfg.max_source_positions * 2 * 160 / 16000
+            window_s = cfg.max_source_positions * 2 * 160 // 16000  # the extractor pads to this many seconds
             extractor = transformers.WhisperFeatureExtractor(feature_size=cfg.num_mel_bins, chunk_length=window_s)
         else:
             options = {**_TINY_SSL, **config}

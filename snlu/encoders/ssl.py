@@ -123,6 +123,8 @@ def weights_digest(module: nn.Module) -> str:
         kept = {k: v for k, v in config.to_dict().items() if not any(t in k for t in TRAINING_ONLY)}
         h.update(json.dumps(kept, sort_keys=True, default=str).encode())
     for name, t in module.state_dict().items():
+        if "masked_spec_embed" in name:  # the masking vector: never used in eval
+            continue
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -47,6 +47,7 @@ class WhisperAudioEncoder(SSLEncoder):
             del whole  # the decoder is not needed
         else:
             model = WhisperEncoder(config)
+        model.embed_positions.requires_grad_(False)  # fixed sinusoids (a buffer in Whisper; loading turns it on)
         self.feature_extractor = WhisperFeatureExtractor.from_pretrained(cfg.path, local_files_only=True)
         fe = self.feature_extractor
         self.hop = fe.hop_length
