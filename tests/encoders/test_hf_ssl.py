@@ -277,3 +277,12 @@ def test_saved_section_folder_rebuilds_from_config_alone(folders, tmp_path):
     x, lens = batch()
     with torch.no_grad():
         torch.testing.assert_close(again(x, lens)[0], enc(x, lens)[0])
+
+
+def test_snlu_list_shows_the_encoders_and_the_frontend(capsys):
+    from snlu.cli.list import main
+
+    assert main(["audio_encoders"]) == 0 and main(["audio_frontends"]) == 0
+    out = capsys.readouterr().out
+    for name in ("hf_ssl ", "whisper_encoder ", "waveform "):
+        assert f"\n  {name}" in out

@@ -83,6 +83,7 @@ def test_e2e_ner_on_a_pretrained_encoder(models, demo_overrides, tmp_path):
     assert "f1" in metrics["test"]
 
 
+@pytest.mark.timeout(900)  # two or three training runs
 def test_frozen_features_are_cached_keyed_by_weights_and_layers(models, demo_overrides, tmp_path):
     """freeze: all + data.feature_cache: the pooled selected states (float16) of each utterance, computed alone,
     are what the model reads; another layer choice gets another cache folder."""
@@ -128,6 +129,7 @@ def test_a_fine_tuned_encoder_reads_samples_not_the_cache(models, demo_overrides
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
 
 
+@pytest.mark.timeout(900)  # two or three training runs
 def test_init_from_a_fine_tuned_run_then_cache_its_frozen_states(models, demo_overrides, tmp_path):
     """The cache of a frozen encoder initialised from another run holds that run's states, not the folder's."""
     asr = tmp_path / "asr"
@@ -145,6 +147,7 @@ def test_init_from_a_fine_tuned_run_then_cache_its_frozen_states(models, demo_ov
     assert weights != weights_digest(original.model)
 
 
+@pytest.mark.timeout(900)  # two or three training runs
 def test_resume_is_exact_across_the_unfreezing(models, demo_overrides, tmp_path):
     """Frozen 5 batches then fine-tuned (4 batches an epoch): interrupted after epoch 1 and resumed, the run ends
     as the uninterrupted one, the batch counter included."""
