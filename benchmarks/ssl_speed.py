@@ -63,29 +63,36 @@ def one_case(family: str, size: str, mode: str, utts: int, seconds: float) -> di
         enc = AUDIO_ENCODERS.build("whisper_encoder" if family == "whisper" else "hf_ssl", 1, config=options)
     x, lens = waves(utts, seconds)
     params = sum(p.numel() for p in enc.model.parameters()) / 1e6
-    times = []
+    times = []  # (wall, CPU) seconds: on a shared machine the CPU time is the steadier of the two
+
+    def timed(fn) -> None:
+        start, cpu = time.perf_counter(), time.process_time()
+        fn()
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+
     if mode.startswith("frozen"):
         enc.eval()
         with torch.no_grad():
             for _ in range(3):  # the first pass warms up
-                start = time.perf_counter()
-                enc(x, lens)
-                times.append(time.perf_counter() - start)
-        per_utt = min(times[1:]) / utts
+                timed(lambda: enc(x, lens))
+        n = utts
     else:
         enc.train()
-        for i in range(0, 3 * 4, 4):  # three steps of 4 utterances, the first a warm-up
-            b = slice(i % utts, i % utts + 4)
-            start = time.perf_counter()
-            y, n = enc(x[b, : int(lens[b].max())], lens[b])
+
+        def step(b: slice) -> None:
+            y, _ = enc(x[b, : int(lens[b].max())], lens[b])
             y.pow(2).mean().backward()
             enc.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - start)
-        per_utt = min(times[1:]) / 4
+
+        for i in range(0, 3 * 4, 4):  # three steps of 4 utterances, the first a warm-up
+            timed(lambda i=i: step(slice(i % utts, i % utts + 4)))
+        n = 4
+    wall, cpu = min(times[1:])
     return {"family": family, "size": size, "mode": mode, "backbone_M": round(params, 2),
-            "s_per_utt": round(per_utt, 4), "audio_s_per_s": round(seconds / per_utt, 2),
+            "s_per_utt": round(wall / n, 4), "cpu_s_per_utt": round(cpu / n, 4),
+            "audio_s_per_s": round(seconds * n / wall, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -113,8 +120,9 @@ def main() -> None:
                     sys.exit(f"{family} {size} {mode} failed:\n{out.stderr[-3000:]}")
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 results.append(r)
-                print(f"{family:8} {size:5} {mode:15} backbone {r['backbone_M']:6.1f} M  {r['s_per_utt']:8.3f} "
-                      f"s/utt  {r['audio_s_per_s']:8.2f} audio-s/s  peak RSS {r['peak_rss_mb']} MB", flush=True)
+                print(f"{family:8} {size:5} {mode:15} backbone {r['backbone_M']:6.2f} M  {r['s_per_utt']:8.3f} s/utt "
+                      f"(CPU {r['cpu_s_per_utt']:7.3f} s)  {r['audio_s_per_s']:7.2f} audio-s/s  peak RSS "
+                      f"{r['peak_rss_mb']} MB  load {r['load_average']:.1f}", flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps({"utts": a.utts, "seconds": a.seconds, "results": results}, indent=1))
 

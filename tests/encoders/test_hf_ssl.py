@@ -4,6 +4,9 @@ extractor, ``torch.nn.functional.avg_pool1d``."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -286,3 +289,29 @@ def test_snlu_list_shows_the_encoders_and_the_frontend(capsys):
     out = capsys.readouterr().out
     for name in ("hf_ssl ", "whisper_encoder ", "waveform "):
         assert f"\n  {name}" in out
+
+
+def test_a_ctc_fine_tuned_checkpoint_loads_without_its_output_layer(tmp_path):
+    """A ``Wav2Vec2ForCTC`` folder (weights under ``wav2vec2.``, plus ``lm_head``): the encoder is the same."""
+    import transformers
+
+    folder = random_speech_model(tmp_path / "base", "wav2vec2")
+    ctc = transformers.Wav2Vec2ForCTC.from_pretrained(str(folder), vocab_size=12)
+    ctc.save_pretrained(str(tmp_path / "ctc"))
+    transformers.Wav2Vec2FeatureExtractor.from_pretrained(str(folder)).save_pretrained(str(tmp_path / "ctc"))
+    a, b = build(folder).model, build(tmp_path / "ctc").model
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def test_an_utterance_too_short_for_the_model_is_a_data_error(folders):
+    from snlu.core.errors import DataError
+    from snlu.data.utterance import Utterance
+    from snlu.registry import AUDIO_FRONTENDS
+    from snlu.tasks.processor import AudioFeatures
+
+    audio = AudioFeatures(AUDIO_FRONTENDS.build("waveform"), build(folders["hubert"]))
+    utt = Utterance("u", "中文", None, 0.02, [], [], {}, "dev.jsonl:3", wave=np.zeros(399, dtype=np.float32))
+    with pytest.raises(DataError, match="dev.jsonl:3.*399 samples: too short for the encoder"):
+        audio.prepare(utt)
+    assert audio.prepare(dataclasses.replace(utt, wave=np.zeros(400, dtype=np.float32))).shape == (400, 1)
