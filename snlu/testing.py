@@ -293,10 +293,12 @@ def check_audio_tokenizer(component: str | type, options: dict[str, Any] | None 
 
 
 def check_audio_encoder(component: str | type, options: dict[str, Any] | None = None,
-                        invalid: Iterable[dict] = (), in_feats: int = 40, seed: int = 0) -> None:
+                        invalid: Iterable[dict] = (), in_feats: int = 40, seed: int = 0,
+                        lengths: Sequence[int] = (120, 77, 31)) -> None:
     """An audio encoder: built as ``cls(cfg, in_feats)`` with an attribute ``dim`` (output size).
     ``forward(feats, lengths)`` gets features (B, T, F) (padding is zero after the frontend) and lengths (B,)
-    and returns (frames (B, T', dim), frame_lengths (B,) long, 0 < T'_b <= T'). An encoder that offers the
+    and returns (frames (B, T', dim), frame_lengths (B,) long, 0 < T'_b <= T'). ``lengths``: three decreasing
+    input lengths (in samples for an encoder of the waveform, ``in_feats=1``). An encoder that offers the
     auxiliary CTC its blocks (``encode_with_block(feats, lengths, block)``, for ``ctc_head.aux``) returns
     ``forward``'s outputs exactly, and block 1's output (B, T', dim)."""
     with _seeded(seed):
@@ -304,7 +306,8 @@ def check_audio_encoder(component: str | type, options: dict[str, Any] | None = 
         dim = getattr(enc, "dim", None)
         if not isinstance(dim, int) or dim <= 0:
             _fail(what, "needs an attribute 'dim' (int > 0): the size of its output vectors")
-        t, lens = 120, [120, 77, 31]
+        lens = list(lengths)
+        t = lens[0]
         feats = torch.randn(3, t, in_feats) * _lengths_mask(lens, t)[..., None]  # zero padding, as the frontend's
         lengths = torch.tensor(lens)
         enc.eval()
@@ -433,3 +436,44 @@ def tiny_demo_corpus(out: str | Path, n_train: int = 8, n_dev: int = 4, n_test: 
 def tiny_overrides() -> list[str]:
     """Overrides for a tiny model trained one epoch, one batch of 4 at a time, no worker processes."""
     return list(TINY_OVERRIDES)
+
+
+# ----------------------------------------------------------------------------- pretrained speech models
+
+SSL_FAMILIES = ("wav2vec2", "wav2vec2-layernorm", "hubert", "wavlm", "data2vec-audio", "whisper")
+_TINY_SSL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+             "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2}
+_TINY_WHISPER = {"d_model": 32, "encoder_layers": 2, "decoder_layers": 1, "encoder_attention_heads": 2,
+                 "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "num_mel_bins": 80,
+                 "max_source_positions": 100, "max_target_positions": 32, "vocab_size": 100, "pad_token_id": 0,
+                 "bos_token_id": 1, "eos_token_id": 2, "decoder_start_token_id": 1}
+
+
+def random_speech_model(out: str | Path, family: str, seed: int = 0, **config: Any) -> Path:
+    """A randomly initialised speech model of ``family`` (``SSL_FAMILIES``) saved into ``out`` with its feature
+    extractor, as a downloaded one would be: tiny by default (hidden 32, 2 layers; Whisper's window 2 s, 100
+    frames), any config key overridable (``hidden_size=768``...). No download: the configs are built here."""
+    import transformers
+
+    out = Path(out)
+    with _seeded(seed):
+        if family == "whisper":
+            cfg = transformers.WhisperConfig(**{**_TINY_WHISPER, **config})
+            model = transformers.WhisperModel(cfg)
+            window_s = cfg.max_source_positions * 2 * 160 // 16000  # the extractor pads to this many seconds
+            extractor = transformers.WhisperFeatureExtractor(feature_size=cfg.num_mel_bins, chunk_length=window_s)
+        else:
+            options = {**_TINY_SSL, **config}
+            if family == "wav2vec2-layernorm":
+                options = {"feat_extract_norm": "layer", "do_stable_layer_norm": True, **options}
+            if family == "data2vec-audio":
+                options.pop("num_conv_pos_embedding_groups")
+                options = {"conv_pos_kernel_size": 5, "num_conv_pos_embeddings": 5, **options}
+            kind = family.split("-layernorm")[0]
+            cfg = transformers.AutoConfig.for_model(kind, **options)
+            model = transformers.AutoModel.from_config(cfg)
+            layer = getattr(cfg, "feat_extract_norm", "layer") == "layer"
+            extractor = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=layer)
+    model.save_pretrained(str(out))
+    extractor.save_pretrained(str(out))
+    return out

@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         kinds = matches[:1]
     for kind in kinds:
         print(f"{kind}:")
+        width = max([14, *(len(e.name) for e in REGISTRIES[kind])])
         for entry in REGISTRIES[kind]:
-            print(f"  {entry.name:<14} {entry.description}")
+            print(f"  {entry.name:<{width}} {entry.description}")
     return 0
 
 

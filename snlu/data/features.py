@@ -200,7 +200,9 @@ def build_split(folder: Path, split: str, utts: list[Utterance], frontend: Any, 
                 workers: int | None = None) -> None:
     """Compute and store the features of ``utts``' audio (each file once) in ``folder``."""
     paths = list(dict.fromkeys(u.audio for u in utts))
-    workers = min(workers or os.cpu_count() or 1, max(1, len(paths) // CHUNK))
+    # a frontend may ask for its own number (a frozen speech model: 1, in this process, with all its threads)
+    workers = getattr(frontend, "build_workers", None) or workers or os.cpu_count() or 1
+    workers = min(workers, max(1, len(paths) // CHUNK))
     token = uuid.uuid4().hex[:8]
     data = folder / f"{split}-{token}.f16"
     entries: dict[str, list[int]] = {}

@@ -62,15 +62,23 @@ class AudioFeatures:
     """The features of an utterance's audio by a frontend's ``featurize`` (on the CPU, in the workers): read
     from the dataset's feature cache when it has one, else computed from the in-memory wave or the audio file.
 
-    The frontend here only computes features; the model's own frontend normalises and augments them."""
+    The frontend here only computes features; the model's own frontend normalises and augments them. An audio
+    encoder may say what the cache holds instead (``data_features(frontend)``: a frozen pretrained encoder's own
+    outputs, or None when the frontend's features are not worth caching, as samples) and the fewest frames an
+    utterance needs."""
 
-    def __init__(self, frontend: Any):
+    def __init__(self, frontend: Any, encoder: Any = None):
         self.frontend = frontend
+        spec = getattr(encoder, "data_features", None)
+        self.cached, self.min_frames = spec(frontend) if spec else (frontend, MIN_FRAMES)
+
+    def from_cache(self, utt: Utterance) -> bool:
+        return utt.features is not None and utt.wave is None and self.cached is not None
 
     def features(self, utt: Utterance) -> tuple[Tensor, int]:
         """(T, F) features of the utterance and its number of samples."""
-        if utt.features is not None and utt.wave is None:
-            return utt.features.load(utt, self.frontend)
+        if self.from_cache(utt):
+            return utt.features.load(utt, self.cached)
         wave = utt.wave if utt.wave is not None else read_wav(utt.audio)
         if self.frontend.num_frames(len(wave)) == 0:  # shorter than one window: no frames
             return torch.zeros(0, self.frontend.dim), len(wave)
@@ -79,7 +87,8 @@ class AudioFeatures:
     def prepare(self, utt: Utterance) -> Tensor:
         """(T, F) features; an utterance too short for the encoder is a DataError naming its line."""
         feats, samples = self.features(utt)
-        if feats.shape[0] < MIN_FRAMES:
+        if feats.shape[0] < (getattr(self.cached, "min_frames", self.min_frames) if self.from_cache(utt)
+                             else self.min_frames):
             raise DataError(utt.where, f"audio {utt.audio or '(array)'} has {samples} samples: too short for the "
                             f"encoder (truncated file?)", field="audio")
         return feats

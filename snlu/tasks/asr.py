@@ -88,7 +88,8 @@ class ASRTask(AudioTask):
         self.audio_encoder = AUDIO_ENCODERS.build(cfg.audio_encoder, self.frontend.dim)
         aux = {"aux_size": len(aux_units)} if aux_units is not None else {}
         self.ctc_head = HEADS.build(cfg.ctc_head, self.audio_encoder.dim, len(vocab), **aux)
-        self.processor = ASRProcessor(vocab, AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend)), aux_units)
+        self.processor = ASRProcessor(vocab, AudioFeatures(AUDIO_FRONTENDS.build(cfg.frontend), self.audio_encoder),
+                                      aux_units)
 
     def to_compile(self) -> list[nn.Module]:
         return [self.audio_encoder]

@@ -1,5 +1,5 @@
-"""What the tasks that read audio share (asr, spoken_ner; e2e_ner through asr): before training, the dataset's
-feature cache, the global CMVN statistics and ``audio_encoder.init_from``; beside the weights, the CMVN saved as
+"""What the tasks that read audio share (asr, spoken_ner; e2e_ner through asr): before training, the global CMVN
+statistics, ``audio_encoder.init_from`` and the dataset's feature cache; beside the weights, the CMVN saved as
 ``cmvn.json``.
 
     class MyTask(AudioTask, NERTask): ...    # a frontend section, a processor with ``audio`` (AudioFeatures)
@@ -27,15 +27,17 @@ class AudioTask(Task):
     frontend: object  # (the module of the recipe's frontend section)
 
     def prepare(self, train: list[Utterance]) -> None:
-        """Check (or build) the dataset's feature cache for the processor's frontend, then global CMVN from
-        ``frontend.cmvn`` or the training set, then ``audio_encoder.init_from``."""
+        """Check (or build) the dataset's feature cache, global CMVN from ``frontend.cmvn`` or the training set, then
+        ``audio_encoder.init_from``. A cache of a frozen encoder's outputs (``AudioFeatures.cached``) is built last,
+        with the weights init_from copied."""
         super().prepare(train)
         audio: AudioFeatures = self.processor.audio
         cache = train[0].features if train else None
-        if cache is not None:
-            cache.ensure(audio.frontend)  # every split of the dataset, here in the main process, before any worker
+        of_frontend = audio.cached is audio.frontend  # the cache holds the frontend's features (CMVN reads them)
+        if cache is not None and of_frontend:
+            cache.ensure(audio.cached)  # every split of the dataset, here in the main process, before any worker
         frontend = self.frontend
-        if frontend.cfg.norm == "global":
+        if getattr(frontend.cfg, "norm", None) == "global":
             if getattr(frontend.cfg, "cmvn", None):  # (a frontend plugin may have no such option)
                 frontend.load_cmvn(Path(frontend.cfg.cmvn))
                 log.info("global CMVN: read from %s", frontend.cfg.cmvn)
@@ -45,6 +47,11 @@ class AudioTask(Task):
         init = self.cfg.audio_encoder.get("init_from")
         if init:
             io.init_audio_from(self, Path(init))
+        if cache is not None and audio.cached is not None and not of_frontend:
+            cache.ensure(audio.cached)
+        elif cache is not None and audio.cached is None:
+            log.info("data.feature_cache: not used: the audio encoder reads the samples (only a frozen one's outputs "
+                     "are cached)")
 
     def save_assets(self, out: Path) -> None:
         super().save_assets(out)

@@ -162,8 +162,8 @@ class SpokenNERTask(AudioTask, NERTask):
         self.text_head = c["text_head"](cfg.text_head, 2 * dt, len(labels))
         self.audio_head = c["audio_head"](cfg.audio_head, da, len(labels))
         self.loss = c["loss"](cfg.loss)
-        self.processor = SpokenNERProcessor(vocab, labels, text.tokenizer, AudioFeatures(c["frontend"](cfg.frontend)),
-                                            aux_units)
+        self.processor = SpokenNERProcessor(vocab, labels, text.tokenizer, AudioFeatures(c["frontend"](cfg.frontend),
+                                                                                     self.audio_encoder), aux_units)
 
     def to_compile(self) -> list[nn.Module]:
         return [self.text_encoder, self.audio_encoder]
