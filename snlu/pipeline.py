@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from snlu.core.errors import SnluError
+from snlu.data.markers import Span, format_prediction
 from snlu.data.utterance import Utterance
 from snlu.inference import predict_utterances
+from snlu.metrics.text_ner import score_predictions
 from snlu.tasks.base import Task
-from snlu.tasks.e2e_ner import Span, format_prediction, score_predictions
 
 Result = tuple[str, list[Span]]  # (transcript, entities in it)
 

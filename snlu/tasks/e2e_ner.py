@@ -27,15 +27,7 @@ from omegaconf import DictConfig
 
 from snlu.core.checks import positive
 from snlu.core.errors import ConfigError
-from snlu.data.markers import (  # noqa: F401 (re-exported)
-    FIRST_MARKER,
-    Markers,
-    Span,
-    format_prediction,
-    insert_markers,
-    make_markers,
-    strip_markers,
-)
+from snlu.data.markers import Markers, Span, format_prediction, insert_markers, make_markers, strip_markers
 from snlu.data.processor import AudioFeatures
 from snlu.data.units import Units, UnitsConfig, build_units, units_class, units_kind
 from snlu.data.utterance import Utterance

@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 
 from snlu.config import load_recipe
 from snlu.core.errors import ConfigError
+from snlu.data.markers import insert_markers, make_markers, strip_markers
 from snlu.data.units import SentencePieceUnits, build_units, load_units, units_file
 from snlu.data.vocab import CharVocab
-from snlu.tasks.e2e_ner import E2ENERTask, insert_markers, make_markers, strip_markers
+from snlu.tasks.e2e_ner import E2ENERTask
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 M = make_markers(["LOC", "ORG", "PER"])

@@ -305,9 +305,8 @@ def test_a_ctc_fine_tuned_checkpoint_loads_without_its_output_layer(tmp_path):
 
 
 def test_an_utterance_too_short_for_the_model_is_a_data_error(folders):
-    from snlu.data.processor import AudioFeatures
-
     from snlu.core.errors import DataError
+    from snlu.data.processor import AudioFeatures
     from snlu.data.utterance import Utterance
     from snlu.registry import AUDIO_FRONTENDS
 

@@ -15,11 +15,11 @@ from snlu.cli.predict import decode_args
 from snlu.cli.train import main
 from snlu.core.errors import SnluError
 from snlu.data.cnerta import AudioIndex, read_cnerta
+from snlu.data.markers import insert_markers, make_markers, strip_markers
 from snlu.inference import predict_utterances
 from snlu.metrics.cer import cer
 from snlu.metrics.text_ner import score_entity_texts
 from snlu.tasks.base import Task
-from snlu.tasks.e2e_ner import insert_markers, make_markers, strip_markers
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "e2e_ner.yaml"
 M = make_markers(["PER", "LOC", "ORG"])  # sorted: LOC, ORG, PER
