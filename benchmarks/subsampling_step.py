@@ -31,7 +31,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fusion_raw_all.yaml"
 
 def plain_forward(self: Any, feats: Any, lengths: Any) -> tuple[Any, Any]:
     """``Conv2dSubsampling.forward`` as first written."""
-    from snlu.encoders.subsampling import subsampled_lengths
+    from snlu.core.frames import subsampled_lengths
 
     x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
     b, c, t, f = x.shape

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from snlu.core.frames import subsampled_lengths
 
-__all__ = ["Conv2dSubsampling", "subsampled_lengths"]
+__all__ = ["Conv2dSubsampling"]
 
 
 def first_conv(feats: Tensor, conv: nn.Conv2d) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snlu.encoders.subsampling import subsampled_lengths
+from snlu.core.frames import subsampled_lengths
 from snlu.registry import AUDIO_ENCODERS
 
 

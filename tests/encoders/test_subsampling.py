@@ -13,7 +13,8 @@ import warnings
 import pytest
 import torch
 
-from snlu.encoders.subsampling import Conv2dSubsampling, subsampled_lengths
+from snlu.core.frames import subsampled_lengths
+from snlu.encoders.subsampling import Conv2dSubsampling
 
 SHAPES = [  # (batch, frames, mel bins, lengths): odd and even sizes, the shortest input, padding
     (1, 7, 40, [7]),

@@ -37,7 +37,7 @@ def test_non_finite_loss_and_gradient_skip_their_step(toy, snlu_log, utts):
 
 
 def test_too_many_bad_steps_stop_with_the_last_good_checkpoint_intact(toy, utts):
-    trainer = toy(epochs=1, max_bad_steps=3)
+    trainer = toy(epochs=1, max_bad_steps=3, keep_checkpoints=2)
     trainer.task.faults = {n: "nan_loss" for n in range(3, 7)}
     with pytest.raises(TrainingError) as e:
         trainer.fit(utts, utts[:4])
