@@ -1,7 +1,7 @@
 """Decoding beside the exported graph, in numpy: the CRF's Viterbi (pytorch-crf's recursion, the same float32
 operations in the same order), CTC best path and CTC prefix beam search (snlu.heads.ctc's, on numpy rows).
 
-tests/export/test_decode.py checks each against the eager implementation. No torch here: this module is part of
+tests/export/test_export_decode.py checks each against the eager implementation. No torch here: this module is part of
 the torch-free runtime.
 """
 

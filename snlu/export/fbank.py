@@ -5,7 +5,7 @@ computes in front of the model.
 export freezes it to the example's length. This is the same computation (snip_edges framing, DC removal,
 pre-emphasis 0.97, povey window, zero padding to 512, power spectrum, torchaudio's mel banks, log floored at
 float32 eps) on a (B, S) batch, with every length a tensor dimension; frames past an utterance's own count are
-zero, as the collate of the eager path pads them. tests/export/test_fbank.py checks it against kaldi.fbank.
+zero, as the collate of the eager path pads them. tests/export/test_export_fbank.py checks it against kaldi.fbank.
 """
 
 from __future__ import annotations
