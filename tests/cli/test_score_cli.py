@@ -12,6 +12,7 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
 from snlu.cli.score import main
+from snlu.core.errors import DataError
 from snlu.data.labels import bio_to_spans, flatten_outermost
 
 TYPES = ["PER", "LOC", "ORG"]
@@ -158,3 +159,25 @@ def test_mismatched_files_are_one_line_errors_naming_the_line(tmp_path):
     r = run_cli("--gold", str(gold), "--pred", str(bad))
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: {bad}:1: field 'entity[0]': text '上海' != sentence[0:2] '北京'"
+
+
+def test_transcripts_score_entities_by_text_and_type_against_a_count_by_hand(tmp_path, capsys):
+    """--transcripts (speech-only NER output): entities index into 'prediction'; a hand count of the example."""
+    gold = write(tmp_path / "gold.jsonl", ["张三在北京", "李四去上海"], [[(0, 2, "PER"), (3, 5, "LOC")], [(0, 2, "PER")]])
+    lines = [
+        {"sentence": "张三在北京", "prediction": "张三在背景", "entity": [[0, 2, "张三", "PER"], [3, 5, "背景", "LOC"]]},
+        {"sentence": "李四去上海", "prediction": "上海", "entity": [[0, 2, "上海", "LOC"]]},  # a deletion; a wrong entity
+    ]
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    scores = score(capsys, gold, pred, "--transcripts")
+    assert (scores["gold"], scores["pred"], scores["correct"]) == (3, 3, 1)  # only 张三/PER is right
+    assert scores["f1"] == pytest.approx(1 / 3)
+    assert scores["cer"] == pytest.approx((2 + 3) / 10)  # 北京 -> 背景: 2 substitutions; 李四去 deleted: 3
+
+
+def test_transcripts_need_a_prediction_field(tmp_path, capsys):
+    gold = write(tmp_path / "gold.jsonl", ["张三在北京"], [[(0, 2, "PER")]])
+    with pytest.raises(DataError) as e:
+        main(["--gold", str(gold), "--pred", str(gold), "--transcripts"])
+    assert "gold.jsonl:1: field 'prediction': no 'prediction' transcript" in str(e.value)
