@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from snlu.config import load_raw, load_recipe
 from snlu.core.errors import ConfigError
+from snlu.testing import random_speech_model
 
 RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml")
                  if "sweeps" not in p.parts)  # sweep files are not recipes: tests/experiments/test_sweep.py
@@ -16,7 +17,7 @@ RAW = Path(__file__).parents[1] / "recipes" / "fusion_raw_all.yaml"
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_every_shipped_recipe_validates(recipe):
+def test_every_shipped_recipe_validates(recipe, tmp_path):
     raw = load_raw(recipe)
     named = raw.get("data") or {}
     absent = [named[s] for s in ("train", "dev", "test") if named.get(s) and not Path(named[s]).exists()]
@@ -30,9 +31,14 @@ def test_every_shipped_recipe_validates(recipe):
         with pytest.raises(ConfigError, match=f"audio_encoder.init_from: no model.safetensors in {init} or "):
             load_recipe(recipe, without)
         without.append("audio_encoder.init_from=null")
+    if OmegaConf.is_missing(raw.get("audio_encoder") or OmegaConf.create({}), "path"):  # a pretrained model folder
+        with pytest.raises(ConfigError, match="audio_encoder.path: missing required value"):
+            load_recipe(recipe, without)
+        family = "whisper" if raw.audio_encoder.name == "whisper_encoder" else "hubert"
+        without.append(f"audio_encoder.path={random_speech_model(tmp_path / family, family)}")
     cfg = load_recipe(recipe, without)
     assert cfg.task.name in ("spoken_ner", "text_ner", "asr", "e2e_ner")
-    assert cfg.train.batch_size == 16  # reference settings
+    assert cfg.train.batch_size == 16 or recipe.stem == "asr_ssl"  # reference settings (SSL fine-tuning: 8)
     if cfg.task.name in ("spoken_ner", "text_ner"):
         assert cfg.train.epochs == 20 and cfg.scheduler.name == "epoch_decay" and cfg.optim.eps == 1e-6
     else:  # speech pretraining from scratch: a warm-up schedule (or the reference's Adam 1e-4 with 1 % decay)

@@ -1,6 +1,6 @@
 """``snlu-predict`` and ``snlu-eval`` on an exported folder (snlu-export's): onnxruntime, numpy and the tokenizer,
-no torch. The commands' entry points come here first, torch-free: a model folder with ``export.json`` runs here,
-any other the eager command (snlu/cli/predict.py, snlu/cli/eval.py).
+no torch. The console scripts (snlu/cli/entry.py) send a model folder with ``export.json`` here, any other to
+the eager command (snlu/cli/predict.py, snlu/cli/eval.py).
 
 The options are the eager commands' that apply to an exported model (``--device``, ``--beam-size``,
 ``--marker-bonus``, ...), and ``--threads`` (onnxruntime's intra-op threads).
@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-from snlu.cli.common import run_main
 from snlu.core.errors import SnluError
 from snlu.core.logs import setup_logging
 from snlu.export.manifest import is_exported
@@ -112,28 +110,3 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(json.dumps(metrics, ensure_ascii=False))
     log.info("wrote %s", out)
     return 0
-
-
-def predict_entry() -> None:
-    """The ``snlu-predict`` console script: here for an exported folder, else the eager command."""
-    if exported_model_in(sys.argv[1:]):
-        run_main(predict_main)
-    from snlu.cli.predict import entry
-
-    entry()
-
-
-def eval_entry() -> None:
-    """The ``snlu-eval`` console script: here for an exported folder, else the eager command."""
-    if exported_model_in(sys.argv[1:]):
-        run_main(eval_main)
-    from snlu.cli.eval import entry
-
-    entry()
-
-
-if __name__ == "__main__":  # python -m snlu.cli.exported predict|eval ARGS
-    command = sys.argv.pop(1) if len(sys.argv) > 1 else ""
-    if command not in ("predict", "eval"):
-        sys.exit("usage: python -m snlu.cli.exported predict|eval EXPORTED_DIR --data ... (see snlu-predict -h)")
-    (predict_entry if command == "predict" else eval_entry)()

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from snlu.core.checks import in_range
 from snlu.core.errors import ConfigError
+from snlu.core.schema import recipe_own
 from snlu.core.tensors import lengths_mask, pad
 from snlu.encoders.ssl import SSLConfig, SSLEncoder, has_weights, quiet_transformers, trains_backbone
 from snlu.registry import AUDIO_ENCODERS
@@ -34,7 +35,7 @@ class HFSSLConfig(SSLConfig):
     NER; 0.05 is the usual for ASR fine-tuning). ``exact_batches``: run the models whose padded batches differ
     from their utterances alone one utterance at a time (false: padded batches, faster on a GPU)."""
 
-    mask_time_prob: float = 0.0
+    mask_time_prob: float = dataclasses.field(default=0.0, metadata=recipe_own())
     exact_batches: bool = True
 
     model_types = MODEL_TYPES
@@ -52,6 +53,7 @@ class HFSSLEncoder(SSLEncoder):
     """wav2vec 2.0 / HuBERT / WavLM / data2vec-audio from a local folder (layer, weighted sum, freezing)."""
 
     kind = "hf_ssl"
+    training_only_tensors = ("model.masked_spec_embed",)  # exists when mask_time_prob > 0 (init_from may lack it)
 
     def load(self, cfg: HFSSLConfig) -> nn.Module:
         quiet_transformers()

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from snlu.core.checks import in_range, one_of, positive
 from snlu.core.errors import ConfigError
 from snlu.core.frames import SAMPLE_RATE
-from snlu.core.schema import on_load
+from snlu.core.schema import on_load, recipe_own
 from snlu.core.tensors import lengths_mask
 
 log = logging.getLogger("snlu")
@@ -50,19 +50,23 @@ TRAINING_ONLY = ("dropout", "layerdrop", "mask_", "apply_spec_augment", "_name_o
 class SSLConfig:
     """Options every pretrained speech encoder has. ``path``: the local model folder (config.json, weights,
     preprocessor_config.json); ``layer``: ``last``, ``weighted`` (a learned softmax-weighted sum of all hidden
-    states) or N (hidden state N; 0 is the input of the first Transformer layer)."""
+    states) or N (hidden state N; 0 is the input of the first Transformer layer). The training options (freezing,
+    dropout, checkpointing, the optimiser group) stay the recipe's under ``init_from``; the rest come from the run."""
 
     path: str = dataclasses.field(default=MISSING, metadata=on_load("saved_files"))  # saved: audio_encoder/
     layer: str = "last"
-    freeze: str = "feature_encoder"  # none | feature_encoder (the convolutions) | all
-    unfreeze_after_steps: int = 0  # with freeze: all: frozen this many training batches, then all but the
-    #   feature encoder trains (fairseq's freeze_finetune_updates)
+    freeze: str = dataclasses.field(default="feature_encoder", metadata=recipe_own())  # none | feature_encoder
+    #   (the convolutions) | all
+    unfreeze_after_steps: int = dataclasses.field(default=0, metadata=recipe_own())  # with freeze: all: frozen
+    #   this many training batches, then all but the feature encoder trains (fairseq's freeze_finetune_updates)
     downsample: int = 0  # frames pooled into one; 0: to 25 frames/s, the rate the rest of the model reads
     pool: str = "mean"  # mean of the frames | concat (stacked, mixed by the projection)
     d_model: int = 256  # the projection's width: what the CTC head, the tokenizers and the fusions read
-    dropout: float = 0.0  # on the projection's output
-    checkpointing: bool = False  # activation checkpointing of the Transformer layers (less memory, ~30 % slower)
-    backbone_group: str | None = None  # the optimiser group of the pretrained model (null: the encoder's own)
+    dropout: float = dataclasses.field(default=0.0, metadata=recipe_own())  # on the projection's output
+    checkpointing: bool = dataclasses.field(default=False, metadata=recipe_own())  # activation checkpointing of
+    #   the Transformer layers (less memory, ~30 % slower)
+    backbone_group: str | None = dataclasses.field(default=None, metadata=recipe_own())  # the optimiser group of
+    #   the pretrained model (null: the encoder's own)
     init_from: str | None = dataclasses.field(default=None, metadata=on_load("clear"))  # a run to copy weights from
 
     model_types: ClassVar[tuple[str, ...]] = ()  # the config.json model types the encoder loads
@@ -147,6 +151,11 @@ class SSLEncoder(nn.Module):
     ``backbone`` (samples -> hidden states), ``model_frames`` and ``feature_encoder``."""
 
     kind: ClassVar[str] = ""  # the registered name (the feature cache's folder prefix)
+
+    @classmethod
+    def dim_of(cls, cfg: SSLConfig) -> int:
+        """The output width, from the config alone: what a recipe check reads instead of loading the model."""
+        return cfg.d_model
 
     def __init__(self, cfg: SSLConfig, in_feats: int):
         super().__init__()

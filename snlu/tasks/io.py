@@ -230,13 +230,15 @@ def init_audio_from(task: nn.Module, path: Path) -> None:
     """Copy a pretrained run's frontend and audio encoder into ``task``, every tensor (a missing or unexpected one,
     or another shape, is a one-line ConfigError); then the CTC rows of the units both models have (characters,
     pinyin syllables; not SentencePiece pieces: two models' pieces do not match), and likewise the auxiliary CTC's
-    (``ctc_head.aux``) when both have one with the same units."""
+    (``ctc_head.aux``) when both have one with the same units. Tensors only a training option creates (an encoder's
+    ``training_only_tensors``: a pretrained model's mask embedding) may be in the run and not here."""
     folder = pretrained_folder(path)
     state = load_file(str(folder / WEIGHTS))
     own = task.state_dict()
     mine = {k for k in own if k.startswith(tuple(f"{s}." for s in SPEECH))}
     theirs = {k for k in state if k.startswith(tuple(f"{s}." for s in SPEECH))}
-    missing, unexpected = sorted(mine - theirs), sorted(theirs - mine)
+    spare = tuple(getattr(getattr(task, "audio_encoder", None), "training_only_tensors", ()))
+    missing, unexpected = sorted(mine - theirs), sorted(k for k in theirs - mine if not k.endswith(spare or ("\0",)))
     shapes = sorted(k for k in mine & theirs if own[k].shape != state[k].shape)
     if missing or unexpected or shapes:
         problems = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''} ({len(keys)})"

@@ -182,15 +182,21 @@ class SpokenNERTask(AudioTask, NERTask):
     def check_sizes(cls, cfg: DictConfig, classes: Mapping[str, type]) -> None:
         """Build the audio side and the fusion on the meta device (no memory, no weights) with the text encoder's
         sizes read from its config: what their constructors refuse (a head count that does not divide the text
-        size) is a recipe error before any data. A text encoder that cannot tell its sizes skips this."""
+        size) is a recipe error before any data. A text encoder that cannot tell its sizes skips this; an audio
+        encoder with ``dim_of(cfg)`` (the pretrained ones, which load weights when built) gives its width so."""
         sizes = getattr(classes["text_encoder"], "sizes", None)
         if sizes is None:
             return
         text = sizes(cfg.text_encoder)
+        dim_of = getattr(classes["audio_encoder"], "dim_of", None)  # (a pretrained encoder: not loaded for a check)
         with torch.device("meta"):
-            frontend = dry_build("frontend", lambda: classes["frontend"](cfg.frontend))
-            encoder = dry_build("audio_encoder", lambda: classes["audio_encoder"](cfg.audio_encoder, frontend.dim))
-            dry_build("fusion", lambda: classes["fusion"](cfg.fusion, text["dim"], encoder.dim,
+            if dim_of is not None:
+                audio_dim = dim_of(cfg.audio_encoder)
+            else:
+                frontend = dry_build("frontend", lambda: classes["frontend"](cfg.frontend))
+                audio_dim = dry_build("audio_encoder",
+                                      lambda: classes["audio_encoder"](cfg.audio_encoder, frontend.dim)).dim
+            dry_build("fusion", lambda: classes["fusion"](cfg.fusion, text["dim"], audio_dim,
                                                           text["intermediate_size"], text["num_heads"]))
 
     def forward(self, batch: dict[str, Any], with_losses: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

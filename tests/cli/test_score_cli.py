@@ -163,10 +163,12 @@ def test_mismatched_files_are_one_line_errors_naming_the_line(tmp_path):
 
 def test_transcripts_score_entities_by_text_and_type_against_a_count_by_hand(tmp_path, capsys):
     """--transcripts (speech-only NER output): entities index into 'prediction'; a hand count of the example."""
-    gold = write(tmp_path / "gold.jsonl", ["张三在北京", "李四去上海"], [[(0, 2, "PER"), (3, 5, "LOC")], [(0, 2, "PER")]])
+    gold = write(tmp_path / "gold.jsonl", ["张三在北京", "李四去上海"],
+                 [[(0, 2, "PER"), (3, 5, "LOC")], [(0, 2, "PER")]])
     lines = [
-        {"sentence": "张三在北京", "prediction": "张三在背景", "entity": [[0, 2, "张三", "PER"], [3, 5, "背景", "LOC"]]},
-        {"sentence": "李四去上海", "prediction": "上海", "entity": [[0, 2, "上海", "LOC"]]},  # a deletion; a wrong entity
+        {"sentence": "张三在北京", "prediction": "张三在背景",
+         "entity": [[0, 2, "张三", "PER"], [3, 5, "背景", "LOC"]]},
+        {"sentence": "李四去上海", "prediction": "上海", "entity": [[0, 2, "上海", "LOC"]]},  # deletion, wrong entity
     ]
     pred = tmp_path / "pred.jsonl"
     pred.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")

@@ -152,7 +152,7 @@ def test_resume_is_exact_across_the_unfreezing(models, demo_overrides, tmp_path)
     """Frozen 5 batches then fine-tuned (4 batches an epoch): interrupted after epoch 1 and resumed, the run ends
     as the uninterrupted one, the batch counter included."""
     over = [*demo_overrides, *encoder(models, "hubert"), "audio_encoder.freeze=all",
-            "audio_encoder.unfreeze_after_steps=5", "train.batch_size=2"]
+            "audio_encoder.unfreeze_after_steps=5", "train.batch_size=2", "train.keep_checkpoints=2"]
     a, b = tmp_path / "a", tmp_path / "b"
     assert main([str(RECIPES / "asr_ssl.yaml"), *SMALL, *over, "train.epochs=2", "--output-dir", str(a)]) == 0
     assert main([str(RECIPES / "asr_ssl.yaml"), *SMALL, *over, "--output-dir", str(b)]) == 0
