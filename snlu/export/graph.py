@@ -48,7 +48,8 @@ def graph_spec(task: nn.Module, decode: str = "numpy") -> GraphSpec:
         if task.uses_audio:
             inputs += ["waveform", "wave_lengths"]
             axes |= {"waveform": ["batch", "samples"], "wave_lengths": ["batch"]}
-        if "tokens" in getattr(task, "fusion_consumes", ()):
+        wiring = getattr(task, "wiring", None)  # (spoken_ner's: what its fusion consumes)
+        if wiring is not None and "tokens" in wiring.fusion:
             inputs += ["char_ids", "char_lengths", "pool"]
             axes |= {"char_ids": ["batch", "chars"], "char_lengths": ["batch"], "pool": ["batch", "pieces", "chars"]}
         return GraphSpec("ner", inputs, ["tags" if decode == "graph" else "emissions"], axes)
