@@ -42,7 +42,7 @@ def dropout_or_identity(p: float) -> nn.Module:
 
 @AUDIO_ENCODERS.register("transformer", config=TransformerEncoderConfig)
 class TransformerAudioEncoder(nn.Module):
-    """Conv2d subsampling + n_blocks post-norm Transformer blocks (reference: 9 x d256, 4 heads)."""
+    """Conv2d subsampling + n_blocks Transformer blocks, post-norm (the reference: 9 x d256, 4 heads) or pre-norm."""
 
     def __init__(self, cfg: TransformerEncoderConfig, in_feats: int):
         super().__init__()
