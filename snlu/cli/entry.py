@@ -34,5 +34,5 @@ def eval_entry() -> None:
 if __name__ == "__main__":  # python -m snlu.cli.entry predict|eval ARGS
     command = sys.argv.pop(1) if len(sys.argv) > 1 else ""
     if command not in ("predict", "eval"):
-        sys.exit("usage: python -m snlu.cli.exported predict|eval EXPORTED_DIR --data ... (see snlu-predict -h)")
+        sys.exit("usage: python -m snlu.cli.entry predict|eval EXPORTED_DIR --data ... (see snlu-predict -h)")
     (predict_entry if command == "predict" else eval_entry)()

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from snlu.core.errors import SnluError
@@ -130,7 +131,9 @@ def emissions_instead_of_tags(task: nn.Module) -> Iterator[None]:
         yield
         return
     head = task.text_head
-    task.decode = lambda batch, features, mask, *_, **__: head.emissions(features)  # an instance attribute
+    # (a copy: the text states are a slice of BERT's, contiguous only for batch 1, which would fix the batch axis)
+    task.decode = lambda batch, features, mask, *_, **__: head.emissions(  # an instance attribute
+        features.clone(memory_format=torch.contiguous_format))
     try:
         yield
     finally:

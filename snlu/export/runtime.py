@@ -78,7 +78,10 @@ class Pt2Graph:
             raise SnluError("device cuda: a pt2 export runs on the CPU here (export to onnx for other devices)")
         if threads:
             torch.set_num_threads(threads)
-        self.module = torch.export.load(str(path)).module()
+        # (check_guards=False: the axes' ranges are still checked; the guards left out include one that a CPU
+        # convolution's memory-format choice records, batch > 1, though batch 1 gives the same results: the
+        # export's own check runs batch 1)
+        self.module = torch.export.load(str(path)).module(check_guards=False)
         self.torch, self.device = torch, "cpu"
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -164,21 +167,25 @@ class ExportedTask:
         """Sort key of the batches: seconds of audio, else characters (the eager processor's)."""
         return utt.duration if self.uses_audio else len(utt.sentence)
 
+    def prepare_text(self, utt: Utterance) -> dict[str, Any]:
+        """The transcript's arrays: word-piece ids, their character offsets, and the character ids when the graph
+        reads them (as the eager processor's ``prepare_text``)."""
+        enc = self.tokenizer.encode(utt.sentence)
+        offsets = [tuple(o) for o in enc.offsets[1:-1]]  # word pieces between [CLS] and [SEP]
+        if not offsets:
+            raise DataError(utt.where, "the tokenizer produced no word pieces", field="sentence")
+        if len(offsets) == self.max_pieces - 2 and offsets[-1][1] < len(utt.sentence.rstrip()):
+            log.warning("%s: field 'sentence': %d characters exceed BERT's %d word pieces: only characters "
+                        "[0, %d) are tagged, entities after them count as missed", utt.where,
+                        len(utt.sentence), self.max_pieces, offsets[-1][1])
+        item: dict[str, Any] = {"input_ids": np.asarray(enc.ids, dtype=np.int64), "offsets": offsets}
+        if "char_ids" in self.inputs:
+            item["char_ids"] = np.asarray(self.vocab.encode(utt.sentence), dtype=np.int64)
+        return item
+
     def prepare(self, utt: Utterance) -> dict[str, Any]:
         """One utterance -> its arrays (the eager processors' checks and messages)."""
-        item: dict[str, Any] = {"utt": utt}
-        if self.uses_text:
-            enc = self.tokenizer.encode(utt.sentence)
-            offsets = [tuple(o) for o in enc.offsets[1:-1]]  # word pieces between [CLS] and [SEP]
-            if not offsets:
-                raise DataError(utt.where, "the tokenizer produced no word pieces", field="sentence")
-            if len(offsets) == self.max_pieces - 2 and offsets[-1][1] < len(utt.sentence.rstrip()):
-                log.warning("%s: field 'sentence': %d characters exceed BERT's %d word pieces: only characters "
-                            "[0, %d) are tagged, entities after them count as missed", utt.where,
-                            len(utt.sentence), self.max_pieces, offsets[-1][1])
-            item |= {"input_ids": np.asarray(enc.ids, dtype=np.int64), "offsets": offsets}
-            if "char_ids" in self.inputs:
-                item["char_ids"] = np.asarray(self.vocab.encode(utt.sentence), dtype=np.int64)
+        item: dict[str, Any] = {"utt": utt} | (self.prepare_text(utt) if self.uses_text else {})
         if self.uses_audio:
             wave = utt.wave if utt.wave is not None else read_wav(utt.audio)
             fe = self.manifest["frontend"]

@@ -44,7 +44,7 @@ def test_snlu_eval_and_predict_run_without_torch_with_the_eager_results(exported
     for command, extra in (("eval", ["--output-dir", str(tmp_path / "exported")]),
                            ("predict", ["--output", str(tmp_path / "pred.jsonl")])):
         argv = [f"snlu-{command}", str(folder), "--data", str(data), "--batch-size", "3", *extra]
-        code = NO_TORCH + f"sys.argv = {argv!r}\nfrom snlu.cli.exported import {command}_entry\n{command}_entry()\n"
+        code = NO_TORCH + f"sys.argv = {argv!r}\nfrom snlu.cli.entry import {command}_entry\n{command}_entry()\n"
         r = run_process([sys.executable, "-c", code], timeout=600)
         assert r.returncode == 0, r.stderr
     eager, got = tmp_path / "eager", tmp_path / "exported"
@@ -92,7 +92,7 @@ def test_the_runtime_tokenizes_as_the_eager_processor(exported, demo_dir):
                   "  空格  "]
     for s in sentences:
         utt = make_utterance(s, None, "u", "here", False)
-        eager, got = task.processor.prepare_text(utt), runtime.prepare(utt)
+        eager, got = task.processor.prepare_text(utt), runtime.prepare_text(utt)
         assert got["input_ids"].tolist() == eager["input_ids"].tolist(), s
         assert got["offsets"] == eager["offsets"], s
         assert got["char_ids"].tolist() == eager["char_ids"].tolist(), s
